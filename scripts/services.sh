@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Make sure the services the integration tests use are up; tests that need one that is
+# still missing skip themselves and say why.
+set -uo pipefail
+redis_up() { python3 -c 'import socket; socket.create_connection(("127.0.0.1", 6379), 1).close()' 2>/dev/null; }
+if ! redis_up; then
+  if command -v redis-server >/dev/null 2>&1; then
+    echo "services: starting redis-server on 127.0.0.1:6379"
+    mkdir -p /tmp/snowplow-redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+      --dir /tmp/snowplow-redis --logfile /tmp/snowplow-redis/redis.log || true
+    for _ in $(seq 1 50); do redis_up && break; sleep 0.1; done
+  fi
+  redis_up || echo "services: no Redis on 127.0.0.1:6379; Redis tests will be skipped"
+fi
+exit 0

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up .venv and run every quality gate and the whole test suite, as CI does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,dev]'
+bash scripts/services.sh
+lint_dirs="src tests $(ls -d bench 2>/dev/null || true)"
+.venv/bin/ruff check $lint_dirs
+.venv/bin/ruff format --check $lint_dirs
+.venv/bin/mypy --strict src
+rm -f .coverage .coverage.*
+.venv/bin/python -m pytest --cov --cov-branch --cov-report=term "$@"

@@ -1,0 +1,61 @@
+"""Snowplow event tracker for Python: the 0.5.0 API, made reliable and fast.
+
+::
+
+    from snowplow_tracker import Subject, Emitter, Tracker
+
+    e = Emitter("collector.example.com")
+    t = Tracker(e, namespace="cf", app_id="my-app")
+    t.track_page_view("http://www.example.com")
+
+Importing the package imports neither celery nor redis, installs no signal
+handler and touches no logger but its own (``snowplow_tracker``, level INFO,
+with only a ``NullHandler``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger("snowplow_tracker")
+logger.setLevel(logging.INFO)
+logger.addHandler(logging.NullHandler())
+
+from ._version import __version__, __version_info__  # noqa: E402
+from .contracts import contracts_enabled, disable_contracts, enable_contracts  # noqa: E402
+from .emitters import AsyncEmitter, CeleryEmitter, Emitter, RedisEmitter  # noqa: E402
+from .exceptions import (  # noqa: E402
+    ContractError,
+    EmitterClosedError,
+    InvalidTypeError,
+    InvalidValueError,
+    MissingExtraError,
+    SnowplowError,
+)
+from .payload import Payload  # noqa: E402
+from .self_describing_json import SelfDescribingJson  # noqa: E402
+from .subject import Subject  # noqa: E402
+from .tracker import Tracker  # noqa: E402
+
+__all__ = [
+    "AsyncEmitter",
+    "CeleryEmitter",
+    "ContractError",
+    "Emitter",
+    "EmitterClosedError",
+    "InvalidTypeError",
+    "InvalidValueError",
+    "MissingExtraError",
+    "Payload",
+    "RedisEmitter",
+    "SelfDescribingJson",
+    "SnowplowError",
+    "Subject",
+    "Tracker",
+    "__version__",
+    "__version_info__",
+    "contracts_enabled",
+    "disable_contracts",
+    "enable_contracts",
+    "logger",
+]

@@ -1,0 +1,138 @@
+"""Argument checks for every public call, switchable at run time.
+
+The 0.4/0.5 trackers used PyContracts for this; it no longer runs on modern
+Python. These checks keep the same switch (:func:`disable_contracts` /
+:func:`enable_contracts`) and raise :class:`~snowplow_tracker.exceptions.InvalidTypeError`
+or :class:`~snowplow_tracker.exceptions.InvalidValueError` naming the call, the
+parameter and the value, so a mistake is reported where it is made.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from typing import NoReturn
+
+from .exceptions import InvalidTypeError, InvalidValueError
+
+_enabled = True
+
+#: ``iglu:vendor/name/format/MODEL-REVISION-ADDITION``
+IGLU_URI = re.compile(
+    r"^iglu:[a-zA-Z0-9_.-]+/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]*-(?:0|[1-9][0-9]*)-(?:0|[1-9][0-9]*)$"
+)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def disable_contracts() -> None:
+    """Skip every argument check (the 0.5.0 switch, for speed in production)."""
+    global _enabled
+    _enabled = False
+
+
+def enable_contracts() -> None:
+    """Turn argument checks back on (the default)."""
+    global _enabled
+    _enabled = True
+
+
+def contracts_enabled() -> bool:
+    """Whether argument checks are on."""
+    return _enabled
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def fail_type(where: str, name: str, expected: str, value: object) -> NoReturn:
+    raise InvalidTypeError(f"{where}: {name} must be {expected}, got {_describe(value)}")
+
+
+def fail_value(where: str, name: str, expected: str, value: object) -> NoReturn:
+    raise InvalidValueError(f"{where}: {name} must be {expected}, got {_describe(value)}")
+
+
+def non_empty_string(where: str, name: str, value: object) -> None:
+    if not isinstance(value, str):
+        fail_type(where, name, "a non-empty string", value)
+    if not value:
+        fail_value(where, name, "a non-empty string", value)
+
+
+def optional_string(where: str, name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        fail_type(where, name, "a string or None", value)
+
+
+def number(where: str, name: str, value: object, *, optional: bool = False) -> None:
+    """An int or a finite float; bool is refused because ``str(True)`` is not a number."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail_type(where, name, "an int or a float", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        fail_value(where, name, "a finite number", value)
+
+
+def integer(where: str, name: str, value: object, *, minimum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail_type(where, name, "an int", value)
+    if minimum is not None and value < minimum:
+        fail_value(where, name, f"an int >= {minimum}", value)
+
+
+def one_of(where: str, name: str, value: object, choices: Collection[str]) -> None:
+    if value not in choices:
+        fail_value(where, name, "one of " + ", ".join(sorted(choices)), value)
+
+
+def optional_callable(where: str, name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        fail_type(where, name, "callable or None", value)
+
+
+def uuid_string(where: str, name: str, value: object) -> None:
+    if not isinstance(value, str):
+        fail_type(where, name, "a UUID string", value)
+    if not _UUID.match(value):
+        fail_value(where, name, "a canonical lowercase UUID", value)
+
+
+def self_describing(where: str, name: str, value: object) -> None:
+    """A ``{"schema": "iglu:...", "data": {...}}`` mapping."""
+    if not isinstance(value, Mapping):
+        fail_type(where, name, 'a self-describing JSON dict {"schema": ..., "data": ...}', value)
+    schema = value.get("schema")
+    if not isinstance(schema, str) or not IGLU_URI.match(schema):
+        fail_value(
+            where, name + '["schema"]', "an Iglu URI like iglu:com.acme/x/jsonschema/1-0-0", schema
+        )
+    if "data" not in value:
+        fail_value(where, name, 'a dict with a "data" key', value)
+    if set(value) - {"schema", "data"}:
+        fail_value(where, name, 'a dict with only "schema" and "data" keys', sorted(value))
+
+
+def contexts(where: str, name: str, value: object) -> None:
+    """None, or a non-empty list of self-describing JSON dicts."""
+    if value is None:
+        return
+    if not isinstance(value, (list, tuple)):
+        fail_type(where, name, "a non-empty list of self-describing JSON dicts", value)
+    if not value:
+        fail_value(where, name, "a non-empty list of self-describing JSON dicts", value)
+    for index, entity in enumerate(value):
+        self_describing(where, f"{name}[{index}]", entity)
+
+
+def mapping(where: str, name: str, value: object) -> None:
+    if not isinstance(value, Mapping):
+        fail_type(where, name, "a dict", value)
+
+
+__all__ = ["contracts_enabled", "disable_contracts", "enable_contracts"]

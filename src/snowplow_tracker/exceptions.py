@@ -1,0 +1,51 @@
+"""Exceptions raised by snowplow_tracker.
+
+Every error derives from :class:`SnowplowError` and, where a builtin meaning
+applies, from that builtin too, so ``except ValueError`` keeps working::
+
+    SnowplowError
+    +-- ContractError                     bad input at the call site
+    |   +-- InvalidValueError  (ValueError)
+    |   +-- InvalidTypeError   (TypeError)
+    +-- MissingExtraError      (ImportError)   an optional dependency is absent
+    +-- EmitterClosedError     (RuntimeError)  input after close()
+
+Network failures are never raised into ``track_*``: they are reported through
+the emitter callbacks, the log and the emitter's counters.
+"""
+
+from __future__ import annotations
+
+
+class SnowplowError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ContractError(SnowplowError):
+    """An argument broke the contract of a public call."""
+
+
+class InvalidValueError(ContractError, ValueError):
+    """An argument has the right type but an unacceptable value."""
+
+
+class InvalidTypeError(ContractError, TypeError):
+    """An argument has the wrong type."""
+
+
+class MissingExtraError(SnowplowError, ImportError):
+    """An optional dependency is not installed; the message names the extra."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"{module!r} is not installed: install it with pip install 'snowplow-tracker[{extra}]'"
+        )
+        self.extra = extra
+        self.module = module
+
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str]]:
+        return (type(self), (self.extra, self.module))
+
+
+class EmitterClosedError(SnowplowError, RuntimeError):
+    """An event was given to an emitter that has been closed."""
