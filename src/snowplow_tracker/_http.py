@@ -115,7 +115,10 @@ class RequestsTransport:
             response = send()
         except Exception as exc:  # anything the network or a patched client throws
             return SendResult(None, exc)
-        status = int(response.status_code)
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        response.close()
+        try:
+            status = int(response.status_code)
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            response.close()  # hands the connection back to the pool
+        except Exception as exc:  # a malformed response from a patched client
+            return SendResult(None, exc)
         return SendResult(status, None, retry_after)

@@ -1,0 +1,57 @@
+"""Shared fixtures: a real collector on a loopback port, argument-check and logger hygiene."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import snowplow_tracker
+from snowplow_tracker.collector import Collector
+
+TEST_SCHEMAS = Path(__file__).parent / "schemas"
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    """A collector on 127.0.0.1 (free port) that knows the test schemas too."""
+    with Collector(schemas=[TEST_SCHEMAS]) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _contracts_on() -> Iterator[None]:
+    snowplow_tracker.enable_contracts()
+    yield
+    snowplow_tracker.enable_contracts()
+
+
+@pytest.fixture(autouse=True)
+def _logger_level_restored() -> Iterator[None]:
+    level = snowplow_tracker.logger.level
+    yield
+    snowplow_tracker.logger.setLevel(level)
+
+
+class ListEmitter:
+    """A custom emitter, as users write them: anything with input(dict)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def input(self, payload: dict[str, Any]) -> None:
+        self.events.append(payload)
+
+
+@pytest.fixture
+def sink() -> ListEmitter:
+    return ListEmitter()
+
+
+@pytest.fixture
+def caplog_tracker(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="snowplow_tracker")
+    return caplog
