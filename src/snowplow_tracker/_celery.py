@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from ._extras import require
-from .emitters import Emitter
+from .emitters import Emitter, stringify
+
+logger = logging.getLogger("snowplow_tracker.emitters")
 
 
 class CeleryEmitter(Emitter):
     """Buffers like :class:`Emitter`; ``flush`` hands the batch to a Celery worker.
 
-    The batch travels as JSON (a list of event dicts), and the local buffer is
-    cleared when it is handed over. Callbacks cannot cross to the worker.
+    The batch travels as JSON (a list of event dicts, with the collector's
+    address), never as a pickled emitter, and the local buffer is cleared when
+    it is handed over. The worker sends it with an :class:`Emitter` and retries
+    what failed with Celery's retry and backoff (see ``_celery_app``).
+
+    The task runs on ``app`` if given (register it in your worker with
+    :meth:`register_task`), else on an app built on first use from
+    ``snowplow_celery_config`` or the default configuration; start a worker for
+    that one with ``celery -A snowplow_tracker.emitters worker``.
+
+    Callbacks cannot cross to the worker. ``on_success(count)`` (if set as an
+    attribute) reports events handed to the broker. If the broker cannot take
+    a batch, ``on_failure(0, events)`` receives it; with no ``on_failure`` the
+    events stay buffered for the next flush (at most ``max_kept``, oldest dropped first).
     """
 
     def __init__(
@@ -25,15 +42,94 @@ class CeleryEmitter(Emitter):
         *,
         byte_limit: int | None = None,
         app: Any = None,
+        max_kept: int = 10_000,
     ) -> None:
         require("celery", "celery")
         super().__init__(endpoint, protocol, port, method, buffer_size, byte_limit=byte_limit)
         self.app = app
+        self._target: dict[str, Any] = {
+            "endpoint": endpoint,
+            "protocol": protocol,
+            "port": port,
+            "method": method,
+            "byte_limit": byte_limit,
+        }
+        self._celery_lock = threading.Lock()
+        self.max_kept = max_kept
+        self._counts = {"handed_over": 0, "failed": 0, "dropped": 0}
 
-    def flush(self) -> None:
-        """Hand everything buffered to the Celery task and return."""
-        batch = self._take()
-        if batch:
-            from ._celery_app import send_task
+    @staticmethod
+    def register_task(app: Any) -> Any:
+        """Register the send task on your own Celery ``app`` (do it in the worker, too)."""
+        from ._celery_app import register_task
 
-            send_task(self.app).delay(self.endpoint, self.method, batch, self.byte_limit)
+        return register_task(app)
+
+    def input(self, payload: Mapping[str, Any]) -> None:
+        """Buffer one event; hand the buffer to Celery when it is full."""
+        event = stringify(payload)
+        with self._celery_lock:
+            self.buffer.append(event)
+            full = len(self.buffer) >= self.buffer_size
+        if full:
+            self.flush()
+
+    # Returns a bool; typed Any to fit both Emitter.flush() -> None and flush(timeout) -> bool.
+    def flush(self, timeout: float | None = None) -> Any:
+        """Hand everything buffered to the Celery task; False if the broker refused it."""
+        with self._celery_lock:
+            batch, self.buffer = self.buffer, []
+        if not batch:
+            return True
+        from ._celery_app import send_task
+
+        try:
+            send_task(self.app).apply_async(args=(batch,), kwargs=self._target, serializer="json")
+        except Exception as exc:  # the broker is unreachable (Celery already retried)
+            self._handover_failed(batch, exc)
+            return False
+        self._count("handed_over", len(batch))
+        self._notify(len(batch), [])
+        return True
+
+    def sync_flush(self, timeout: float | None = None) -> bool:
+        """Same as :meth:`flush`: handing over is synchronous."""
+        return bool(self.flush(timeout))
+
+    def stats(self) -> dict[str, int]:
+        """Counts of events ``handed_over`` to the broker, in ``failed`` hand-overs, and
+        ``dropped`` because more than ``max_kept`` waited for an unreachable broker."""
+        with self._celery_lock:
+            return dict(self._counts)
+
+    def _handover_failed(self, batch: list[dict[str, str]], exc: BaseException) -> None:
+        self._count("failed", len(batch))
+        if self.on_failure is not None:
+            logger.warning("Celery broker refused %d event(s): %s", len(batch), exc)
+            self._notify(0, batch)
+            return
+        logger.warning(
+            "Celery broker refused %d event(s), kept for next flush: %s", len(batch), exc
+        )
+        with self._celery_lock:
+            self.buffer[:0] = batch
+            excess = len(self.buffer) - self.max_kept
+            if excess > 0:  # bounded: the oldest go first, counted
+                del self.buffer[:excess]
+                self._counts["dropped"] += excess
+        if excess > 0:
+            logger.error("Celery broker unreachable: dropped %d buffered event(s)", excess)
+
+    def _notify(self, sent: int, unsent: list[dict[str, str]]) -> None:
+        try:
+            if unsent:
+                if self.on_failure is not None:
+                    self.on_failure(sent, unsent)
+            elif self.on_success is not None:
+                self.on_success(sent)
+        except Exception:
+            logger.exception("an emitter callback raised; the exception was ignored")
+
+    def _count(self, name: str, n: int) -> None:
+        with self._celery_lock:
+            self._counts[name] += n

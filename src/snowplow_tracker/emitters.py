@@ -420,3 +420,12 @@ from ._celery import CeleryEmitter  # noqa: E402
 from ._redis import RedisEmitter  # noqa: E402
 
 __all__ = ["AsyncEmitter", "CeleryEmitter", "Emitter", "RedisEmitter", "logger"]
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A snowplow_tracker.emitters worker` looks up `app`: build it then, never at import.
+    if name == "app":
+        from ._celery_app import get_app
+
+        return get_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

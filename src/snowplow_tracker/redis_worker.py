@@ -1,6 +1,556 @@
-"""RedisWorker: sends the events a RedisEmitter stored in Redis (needs the ``redis`` extra).
+"""RedisWorker: sends the events a RedisEmitter stored in Redis, at least once.
 
-Importing this module never imports redis; constructing a worker does.
+Importing this module never imports redis; constructing a worker does (the
+``redis`` extra). Any number of workers, on one machine or many, may drain
+one key at once::
+
+    from snowplow_tracker import Emitter
+    from snowplow_tracker.redis_worker import RedisWorker
+
+    e = Emitter("collector.example.com", method="post")
+    RedisWorker(e, key="snowplow_redis_key").run()
+
+How no event is lost (all keys share the hash slot of ``key``, so this works
+on a Redis Cluster too; needs Redis >= 6.2 for ``BLMOVE``):
+
+* A worker moves up to ``batch_size`` events atomically from ``key`` to its
+  own processing list ``{key}:processing:<worker id>`` (``BLMOVE``/``LMOVE``)
+  and gives them to the emitter. An event leaves Redis only once the emitter
+  has reported it sent; events the emitter reports unsent go back to the tail
+  of ``key`` and the worker backs off before taking more.
+* While it runs, a worker refreshes a heartbeat key with a TTL. A worker that
+  died (``kill -9``, power loss) stops refreshing it; the others (and every
+  worker that starts) move its processing list back to ``key``. Those events
+  may have reached the collector already: they are the only duplicates, and
+  :meth:`RedisWorker.stats` counts them as ``recovered``.
+* On SIGINT/SIGTERM (handlers installed by :meth:`RedisWorker.run` in the main
+  thread only) or :meth:`RedisWorker.request_shutdown`, the worker stops
+  taking events, lets the batch in flight finish for up to
+  ``shutdown_timeout`` seconds, and returns whatever is still unacknowledged
+  to the head of ``key``.
+
+What the worker needs from the emitter, to know what was sent:
+
+* An emitter with the 0.5.0 callback attributes ``on_success(count)`` and
+  ``on_failure(count_sent, unsent_events)`` (``Emitter``, ``AsyncEmitter``,
+  ``CeleryEmitter`` or a custom one) must report, through exactly one of them
+  per flush, every event given to it before ``sync_flush()`` returns (or
+  ``flush()``, if it has no ``sync_flush``). The worker chains its own
+  callbacks in front of yours while it runs, so give it an emitter of its own.
+  Events it did not hear about are treated as unsent and sent again later.
+* An emitter without those attributes (only ``input``, as 0.4.0 allowed) is
+  trusted: its events are acknowledged when ``input`` and the flush returned
+  without raising, so the guarantee is then the emitter's own.
 """
 
 from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Callable, Union
+
+from . import contracts
+from .payload import dumps
+
+logger = logging.getLogger("snowplow_tracker.redis_worker")
+
+Raw = Union[bytes, str]
+DEFAULT_KEY = "snowplow"
+MAX_BATCH = 5000  # events moved by one script call (Lua unpack() has a stack limit)
+
+
+def slot_key(key: str, suffix: str) -> str:
+    """A key for ``suffix`` in the same Redis Cluster hash slot as ``key``."""
+    start = key.find("{")
+    if start != -1 and key.find("}", start + 2) != -1:
+        return f"{key}:{suffix}"  # key already has a hash tag: reuse it
+    if "}" in key:
+        return f"{key}:{suffix}"  # no tag can reproduce this key's slot (fine off-cluster)
+    return f"{{{key}}}:{suffix}"  # slot of "{key}..." is the slot of "key"
+
+
+def event_identity(event: Mapping[str, Any]) -> str:
+    """What matches an unsent event reported by an emitter to the event the worker gave it."""
+    eid = event.get("eid")
+    if isinstance(eid, str) and eid:
+        return eid
+    return dumps({k: str(v) for k, v in sorted(event.items()) if k != "stm"})
+
+
+@dataclass
+class _Reports:
+    """What an emitter reported for the batch in flight (callbacks may come from any thread)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    reported: int = 0
+    unsent: list[Mapping[str, Any]] = field(default_factory=list)
+
+    def success(self, count: int) -> None:
+        with self.lock:
+            self.reported += count
+
+    def failure(self, count: int, unsent: Sequence[Mapping[str, Any]]) -> None:
+        with self.lock:
+            self.reported += count + len(unsent)
+            self.unsent.extend(unsent)
+
+
+@dataclass
+class _Batch:
+    raws: list[Raw]  # the valid ones, in the order of ``events``
+    events: list[dict[str, Any]]
+    invalid: list[Raw]
+    reports: _Reports = field(default_factory=_Reports)
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class RedisWorker:
+    """Drains the Redis list ``key`` (default ``"snowplow"``) into the emitter ``_consumer``.
+
+    ``dbr`` is a redis-py client (default: ``$SNOWPLOW_REDIS_URL``, else
+    ``redis://localhost:6379/0``). Keyword options:
+
+    * ``batch_size`` events taken per round trip (default 100);
+    * ``poll_interval`` seconds a worker blocks waiting for events; it bounds
+      how long a shutdown request waits when idle (default 0.5);
+    * ``shutdown_timeout`` seconds the batch in flight may take to finish
+      after shutdown was requested (default 10);
+    * ``heartbeat_ttl`` seconds after which a silent worker counts as dead
+      (default 15);
+    * ``backoff_base``/``backoff_cap``: the wait after a batch failed
+      entirely, doubling from base up to cap with full jitter (0.5 s, 30 s).
+    """
+
+    def __init__(
+        self,
+        _consumer: Any,
+        key: str | None = None,
+        dbr: Any = None,
+        *,
+        rdb: Any = None,
+        batch_size: int = 100,
+        poll_interval: float = 0.5,
+        shutdown_timeout: float = 10.0,
+        heartbeat_ttl: float = 15.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        worker_id: str | None = None,
+    ) -> None:
+        if key is not None and not isinstance(key, str) and dbr is None:
+            key, dbr = None, key  # 0.5.0 order: RedisWorker(emitter, rdb, key)
+        dbr = dbr if dbr is not None else rdb
+        key = DEFAULT_KEY if key is None else key
+        if contracts._enabled:
+            _check_worker_args(_consumer, key, batch_size, poll_interval, heartbeat_ttl)
+        if dbr is None:
+            from ._redis import default_client
+
+            dbr = default_client()
+        self.emitter = _consumer
+        self.key = key
+        self.rdb = dbr
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.shutdown_timeout = shutdown_timeout
+        self.heartbeat_ttl = heartbeat_ttl
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.processing_key = slot_key(key, f"processing:{self.worker_id}")
+        self.workers_key = slot_key(key, "workers")
+        self.invalid_key = slot_key(key, "invalid")
+        self._stop = threading.Event()
+        self._abandon = threading.Event()
+        self._stats_lock = threading.Lock()
+        self._stats = dict.fromkeys(
+            ("taken", "sent", "requeued", "recovered", "returned", "invalid", "redis_errors"), 0
+        )
+        self._current: _Batch | None = None
+        self._move_script: Any = self.rdb.register_script(_MOVE_SCRIPT)
+        self._failures = 0
+
+    # -- public ----------------------------------------------------------------------------------
+
+    def request_shutdown(self) -> None:
+        """Stop taking events; :meth:`run` finishes the batch in flight (bounded) and returns."""
+        self._stop.set()
+
+    def stats(self) -> dict[str, int]:
+        """Counts of events ``taken`` from Redis, ``sent``, ``requeued`` after a failed send,
+        ``recovered`` from dead workers, ``returned`` at shutdown, moved to ``{key}:invalid``
+        because they were not JSON objects, and of Redis errors."""
+        with self._stats_lock:
+            return dict(self._stats)
+
+    def run(self, install_signal_handlers: bool = True, *, stop_when_empty: bool = False) -> None:
+        """Send events until :meth:`request_shutdown`, SIGINT or SIGTERM (or, with
+        ``stop_when_empty``, until ``key`` is empty).
+
+        Signal handlers are installed only when called from the main thread and
+        ``install_signal_handlers`` is true; the previous handlers come back on return.
+        A second signal abandons the batch in flight at once (it goes back to Redis).
+        """
+        previous = self._install_signals() if install_signal_handlers else {}
+        restore_callbacks = self._chain_callbacks()
+        heartbeat = _Heartbeat(self)
+        try:
+            heartbeat.start()
+            self.recover()
+            self._loop(stop_when_empty)
+        finally:
+            heartbeat.stop()
+            self._return_unacked()
+            self._unregister()
+            restore_callbacks()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            logger.info("RedisWorker %s stopped: %s", self.worker_id, self.stats())
+
+    def recover(self) -> int:
+        """Move the processing lists of dead workers back to ``key``; return the event count."""
+        moved = 0
+        for member in self.rdb.smembers(self.workers_key):
+            other = member.decode() if isinstance(member, bytes) else str(member)
+            if other == self.worker_id or self.rdb.exists(self._heartbeat_key(other)):
+                continue
+            count = self._move_back(slot_key(self.key, f"processing:{other}"))
+            self.rdb.srem(self.workers_key, other)
+            if count:
+                logger.warning("recovered %d event(s) from dead worker %s", count, other)
+            moved += count
+        self._count("recovered", moved)
+        return moved
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def _loop(self, stop_when_empty: bool) -> None:
+        next_recovery = time.monotonic() + self.heartbeat_ttl
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_recovery:
+                    self.recover()
+                    next_recovery = time.monotonic() + self.heartbeat_ttl
+                raws = self._take()
+                if not raws:
+                    if stop_when_empty:
+                        return
+                    continue
+                if not self._send(raws):
+                    return  # abandoned at shutdown: the finally block returns it to Redis
+            except Exception as exc:
+                if not _is_redis_error(exc):
+                    raise
+                self._count("redis_errors", 1)
+                logger.warning("RedisWorker: Redis error: %s", exc)
+                self._backoff()
+
+    def _take(self) -> list[Raw]:
+        first = self.rdb.blmove(
+            self.key, self.processing_key, self.poll_interval, src="LEFT", dest="RIGHT"
+        )
+        if first is None:
+            return []
+        raws: list[Raw] = [first]
+        if self.batch_size > 1:
+            raws.extend(self._take_more(self.batch_size - 1))
+        self._count("taken", len(raws))
+        return raws
+
+    def _take_more(self, count: int) -> list[Raw]:
+        """Up to ``count`` more events, moved in one round trip (a script; LMOVEs without one)."""
+        if self._move_script is not None:
+            try:
+                return list(self._move_script(keys=[self.key, self.processing_key], args=[count]))
+            except Exception as exc:
+                if not _is_script_unavailable(exc):
+                    raise
+                logger.info("Lua scripts unavailable (%s); moving events one by one", exc)
+                self._move_script = None
+        pipe = self.rdb.pipeline(transaction=False)
+        for _ in range(count):
+            pipe.lmove(self.key, self.processing_key, "LEFT", "RIGHT")
+        return [raw for raw in pipe.execute() if raw is not None]
+
+    def _send(self, raws: list[Raw]) -> bool:
+        """Deliver one batch and acknowledge it; False if it was abandoned at shutdown."""
+        batch = _decode(raws)
+        if batch.events:
+            self._current = batch
+            threading.Thread(
+                target=self._deliver, args=(batch,), name="snowplow-redis-send", daemon=True
+            ).start()
+            if not self._wait(batch):
+                logger.warning(
+                    "shutdown: %d event(s) still in flight after %.1f s go back to Redis",
+                    len(batch.events),
+                    self.shutdown_timeout,
+                )
+                return False
+        else:
+            batch.done.set()
+        sent, unsent = self._outcome(batch)
+        self._ack(unsent, batch.invalid)
+        self._count("sent", len(sent))
+        self._count("requeued", len(unsent))
+        self._count("invalid", len(batch.invalid))
+        if unsent and not sent:
+            self._backoff()
+        else:
+            self._failures = 0
+        return True
+
+    def _deliver(self, batch: _Batch) -> None:
+        try:
+            for event in batch.events:
+                self.emitter.input(event)
+            flush = getattr(self.emitter, "sync_flush", None) or getattr(
+                self.emitter, "flush", None
+            )
+            if flush is not None:
+                flush()
+        except BaseException as exc:  # reported back to the loop, which keeps the events
+            batch.error = exc
+        finally:
+            batch.done.set()
+
+    def _wait(self, batch: _Batch) -> bool:
+        deadline: float | None = None
+        while not batch.done.wait(0.05):
+            if self._abandon.is_set():
+                return False
+            if self._stop.is_set():
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + self.shutdown_timeout
+                if now >= deadline:
+                    return False
+        return True
+
+    def _outcome(self, batch: _Batch) -> tuple[list[Raw], list[Raw]]:
+        """Split the batch into acknowledged and unsent events."""
+        if batch.error is not None:
+            logger.warning(
+                "the emitter raised; %d event(s) stay queued: %r", len(batch.raws), batch.error
+            )
+            return [], batch.raws
+        if not _reports_outcomes(self.emitter):
+            return batch.raws, []
+        with batch.reports.lock:
+            reported = batch.reports.reported
+            failed = Counter(event_identity(e) for e in batch.reports.unsent)
+        sent: list[Raw] = []
+        unsent: list[Raw] = []
+        for raw, event in zip(batch.raws, batch.events):
+            identity = event_identity(event)
+            if failed[identity] > 0:
+                failed[identity] -= 1
+                unsent.append(raw)
+            else:
+                sent.append(raw)
+        if reported < len(batch.events):
+            logger.warning(
+                "the emitter reported %d of %d event(s); the rest are sent again later",
+                reported,
+                len(batch.events),
+            )
+            return [], batch.raws
+        return sent, unsent
+
+    def _ack(self, unsent: list[Raw], invalid: list[Raw]) -> None:
+        """Forget the batch; put ``unsent`` back at the tail of ``key`` in the same transaction."""
+        pipe = self.rdb.pipeline(transaction=True)
+        if unsent:
+            pipe.rpush(self.key, *unsent)
+        if invalid:
+            pipe.rpush(self.invalid_key, *invalid)
+        pipe.delete(self.processing_key)
+        pipe.execute()
+        self._current = None
+
+    def _backoff(self) -> None:
+        self._failures += 1
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
+        self._stop.wait(random.uniform(0, ceiling))  # full jitter; a shutdown cuts it short
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _chain_callbacks(self) -> Callable[[], None]:
+        """Put the worker's report collectors in front of the emitter's callbacks."""
+        emitter = self.emitter
+        if not _reports_outcomes(emitter):
+            return lambda: None
+        user_success, user_failure = emitter.on_success, emitter.on_failure
+
+        def on_success(count: int) -> None:
+            batch = self._current
+            if batch is not None:
+                batch.reports.success(count)
+            if user_success is not None:
+                user_success(count)
+
+        def on_failure(count: int, unsent: list[dict[str, str]]) -> None:
+            batch = self._current
+            if batch is not None:
+                batch.reports.failure(count, unsent)
+            if user_failure is not None:
+                user_failure(count, unsent)
+
+        emitter.on_success, emitter.on_failure = on_success, on_failure
+
+        def restore() -> None:
+            emitter.on_success, emitter.on_failure = user_success, user_failure
+
+        return restore
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop.is_set():
+            self._abandon.set()  # a second signal: do not wait for the batch in flight
+        logger.info("RedisWorker: signal %d, shutting down", signum)
+        self._stop.set()
+
+    def _return_unacked(self) -> None:
+        try:
+            count = self._move_back(self.processing_key)
+        except Exception as exc:
+            # It stays in this worker's processing list, recovered when the heartbeat expires.
+            logger.warning("could not return unacknowledged events to Redis: %s", exc)
+            return
+        self._count("returned", count)
+
+    def _move_back(self, processing_key: str) -> int:
+        """Move a processing list to the head of ``key``, keeping its order."""
+        moved = 0
+        while self.rdb.lmove(processing_key, self.key, "RIGHT", "LEFT") is not None:
+            moved += 1
+        return moved
+
+    def _heartbeat_key(self, worker_id: str) -> str:
+        return slot_key(self.key, f"alive:{worker_id}")
+
+    def _beat(self) -> None:
+        pipe = self.rdb.pipeline(transaction=False)
+        # Heartbeat before membership: a worker in the set never looks dead while starting.
+        pipe.set(self._heartbeat_key(self.worker_id), "1", px=int(self.heartbeat_ttl * 1000))
+        pipe.sadd(self.workers_key, self.worker_id)
+        pipe.execute()
+
+    def _unregister(self) -> None:
+        try:
+            if self.rdb.llen(self.processing_key) == 0:
+                pipe = self.rdb.pipeline(transaction=False)
+                pipe.srem(self.workers_key, self.worker_id)
+                pipe.delete(self._heartbeat_key(self.worker_id))
+                pipe.execute()
+        except Exception as exc:
+            logger.warning("could not unregister worker %s: %s", self.worker_id, exc)
+
+    def _count(self, name: str, n: int) -> None:
+        if n:
+            with self._stats_lock:
+                self._stats[name] += n
+
+
+class _Heartbeat:
+    """Refreshes the worker's heartbeat key from its own thread, so a slow send never
+    makes a live worker look dead."""
+
+    def __init__(self, worker: RedisWorker) -> None:
+        self.worker = worker
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="snowplow-redis-heartbeat", daemon=True
+        )
+
+    def start(self) -> None:
+        self.worker._beat()  # registered before the first event is taken
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.worker.heartbeat_ttl / 3):
+            try:
+                self.worker._beat()
+            except Exception as exc:
+                logger.warning("RedisWorker heartbeat failed: %s", exc)
+
+
+# Atomically move up to ARGV[1] events from the head of KEYS[1] to the tail of KEYS[2].
+_MOVE_SCRIPT = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #items > 0 then
+  redis.call('LTRIM', KEYS[1], #items, -1)
+  redis.call('RPUSH', KEYS[2], unpack(items))
+end
+return items
+"""
+
+
+def _is_script_unavailable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "unknown command" in text or "noscript" in text or "not allowed" in text
+
+
+def _decode(raws: list[Raw]) -> _Batch:
+    valid: list[Raw] = []
+    events: list[dict[str, Any]] = []
+    invalid: list[Raw] = []
+    for raw in raws:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            event = None
+        if isinstance(event, dict):
+            valid.append(raw)
+            events.append(event)
+        else:
+            invalid.append(raw)
+    if invalid:
+        logger.error("%d stored event(s) are not JSON objects; moved aside", len(invalid))
+    return _Batch(valid, events, invalid)
+
+
+def _reports_outcomes(emitter: Any) -> bool:
+    return hasattr(emitter, "on_success") and hasattr(emitter, "on_failure")
+
+
+def _is_redis_error(exc: BaseException) -> bool:
+    import redis
+
+    return isinstance(exc, (redis.exceptions.RedisError, OSError))
+
+
+def _check_worker_args(
+    consumer: Any, key: object, batch_size: object, poll_interval: object, heartbeat_ttl: object
+) -> None:
+    where = "RedisWorker()"
+    if not callable(getattr(consumer, "input", None)):
+        contracts.fail_type(where, "_consumer", "an emitter (an object with input())", consumer)
+    contracts.non_empty_string(where, "key", key)
+    contracts.integer(where, "batch_size", batch_size, minimum=1)
+    if isinstance(batch_size, int) and batch_size > MAX_BATCH:
+        contracts.fail_value(where, "batch_size", f"at most {MAX_BATCH}", batch_size)
+    contracts.number(where, "poll_interval", poll_interval)
+    contracts.number(where, "heartbeat_ttl", heartbeat_ttl)
