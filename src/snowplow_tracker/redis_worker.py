@@ -148,8 +148,9 @@ class RedisWorker:
         backoff_cap: float = 30.0,
         worker_id: str | None = None,
     ) -> None:
-        if key is not None and not isinstance(key, str) and dbr is None:
-            key, dbr = None, key  # 0.5.0 order: RedisWorker(emitter, rdb, key)
+        if key is not None and not isinstance(key, str) and hasattr(key, "pipeline"):
+            # The 0.5.0 code's order was RedisWorker(emitter, rdb, key).
+            key, dbr = (dbr if isinstance(dbr, str) else None), key
         dbr = dbr if dbr is not None else rdb
         key = DEFAULT_KEY if key is None else key
         if contracts._enabled:
