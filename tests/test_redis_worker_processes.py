@@ -1,0 +1,250 @@
+"""RedisWorker as real processes: kill -9, four workers, SIGINT/SIGTERM, release-note example."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from redis_celery_support import (
+    REDIS_URL,
+    child_env,
+    delete_keys,
+    derived_keys,
+    eids,
+    end,
+    redis_client,
+    start,
+    stats_line,
+    track_many,
+    unique_key,
+    wait_until,
+    worker_command,
+)
+from snowplow_tracker import Emitter, RedisEmitter
+from snowplow_tracker.collector import Collector
+from snowplow_tracker.redis_worker import RedisWorker, slot_key
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def client() -> Any:
+    return redis_client()
+
+
+@pytest.fixture
+def key(client: Any) -> Iterator[str]:
+    name = unique_key("proc")
+    yield name
+    delete_keys(client, name)
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    with Collector() as running:
+        yield running
+
+
+def stored_eids(client: Any, key: str) -> list[str]:
+    return [json.loads(raw)["eid"] for raw in client.lrange(key, 0, -1)]
+
+
+def registered_worker(client: Any, key: str) -> str:
+    wait_until(lambda: client.scard(slot_key(key, "workers")) == 1, 20, "the worker to register")
+    (member,) = client.smembers(slot_key(key, "workers"))
+    return str(member.decode())
+
+
+def test_kill_9_mid_run_then_another_worker_loses_nothing(
+    client: Any, key: str, collector: Collector, tmp_path: Path
+) -> None:
+    total, batch = 10_000, 100
+    track_many(RedisEmitter(client, key), total)
+    everything = set(stored_eids(client, key))
+    # A little latency per request, so a batch is almost always in flight when the kill lands.
+    collector.respond_with(200, delay=0.01)
+    command = worker_command(
+        key, collector.endpoint, "--method", "post", "--batch-size", str(batch)
+    )
+    first = start([*command, "--heartbeat-ttl", "1"], tmp_path / "first.log")
+    try:
+        dead_id = registered_worker(client, key)
+        processing = slot_key(key, f"processing:{dead_id}")
+        wait_until(
+            lambda: len(collector.events) >= 3000 and client.llen(processing) > 0,
+            60,
+            "3000 events sent and a batch in flight",
+        )
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        end(first)
+    in_flight = client.llen(processing)
+    assert 0 < in_flight <= batch
+    collector.respond_with(200)
+    second = RedisWorker(
+        Emitter(collector.endpoint, method="post", buffer_size=batch),
+        key,
+        client,
+        heartbeat_ttl=1,
+        poll_interval=0.1,
+    )
+    thread = threading.Thread(target=second.run, kwargs={"install_signal_handlers": False})
+    thread.start()
+    try:
+        collector.wait_for(total, 60)
+        wait_until(lambda: set(eids(collector.events)) == everything, 60, "every eid")
+    finally:
+        second.request_shutdown()
+        thread.join(20)
+    counts = eids(collector.events)
+    duplicates = sum(counts.values()) - total
+    stats = second.stats()
+    assert stats["recovered"] == in_flight  # counted, and only what the dead worker held
+    assert 0 <= duplicates <= in_flight
+    assert derived_keys(client, key) == []
+
+
+def test_four_worker_processes_drain_one_key_without_loss_or_duplicates(
+    client: Any, key: str, collector: Collector, tmp_path: Path
+) -> None:
+    total = 8000
+    track_many(RedisEmitter(client, key), total)
+    command = worker_command(
+        key, collector.endpoint, "--method", "post", "--batch-size", "50", "--stop-when-empty"
+    )
+    logs = [tmp_path / f"worker{i}.log" for i in range(4)]
+    processes = [start(command, log) for log in logs]
+    try:
+        for process in processes:
+            assert process.wait(60) == 0
+    finally:
+        for process in processes:
+            end(process)
+    stats = [stats_line(log) for log in logs]
+    counts = eids(collector.events)
+    assert len(counts) == total
+    assert max(counts.values()) == 1
+    assert sum(s["sent"] for s in stats) == total
+    assert sum(1 for s in stats if s["sent"]) >= 2, stats  # they really ran side by side
+    assert derived_keys(client, key) == []
+
+
+@pytest.mark.parametrize(
+    ("signum", "delay", "shutdown_timeout"),
+    [
+        # The batch in flight finishes within the bound and is acknowledged.
+        (signal.SIGINT, 0.05, 5.0),
+        # The batch in flight outlasts the bound: it goes back to Redis.
+        (signal.SIGTERM, 3.0, 0.5),
+    ],
+)
+def test_a_signal_stops_the_worker_within_the_bound_and_loses_nothing(
+    client: Any,
+    key: str,
+    collector: Collector,
+    tmp_path: Path,
+    signum: int,
+    delay: float,
+    shutdown_timeout: float,
+) -> None:
+    total = 500
+    track_many(RedisEmitter(client, key), total)
+    everything = set(stored_eids(client, key))
+    collector.respond_with(200, delay=delay)
+    command = worker_command(
+        key,
+        collector.endpoint,
+        "--method",
+        "post",
+        "--batch-size",
+        "20",
+        "--shutdown-timeout",
+        str(shutdown_timeout),
+    )
+    log = tmp_path / "worker.log"
+    process = start(command, log)
+    try:
+        worker_id = registered_worker(client, key)
+        processing = slot_key(key, f"processing:{worker_id}")
+        wait_until(lambda: client.llen(processing) > 0, 20, "a batch in flight")
+        signalled = time.monotonic()
+        os.kill(process.pid, signum)
+        # Bound: the batch in flight, plus one Redis poll, plus slack for a busy machine.
+        assert process.wait(shutdown_timeout + 0.5 + 5) == 0
+        elapsed = time.monotonic() - signalled
+    finally:
+        end(process)
+    stats = stats_line(log)
+    sent = set(eids(collector.events))
+    left = set(stored_eids(client, key))
+    assert sent | left == everything
+    assert len(sent) + len(left) >= total
+    assert stats["sent"] == len(sent)
+    if delay > shutdown_timeout:
+        assert stats["returned"] == 20
+        assert elapsed >= shutdown_timeout
+    assert derived_keys(client, key) == [key] or not left
+
+
+RELEASE_NOTE_EXAMPLE = """\
+from snowplow_tracker import AsyncEmitter
+from snowplow_tracker.redis_worker import RedisWorker
+
+e = Emitter("d3rkrsqld9gmqf.cloudfront.net")
+
+r = RedisWorker(e, key="snowplow_redis_key")
+
+r.run()
+"""
+
+
+@pytest.mark.parametrize("emitter_class", ["Emitter", "AsyncEmitter"])
+def test_the_release_note_example_runs_and_stops_on_sigint(
+    client: Any, key: str, collector: Collector, tmp_path: Path, emitter_class: str
+) -> None:
+    # The 0.4.0 notes import AsyncEmitter but call Emitter, and their prose says AsyncEmitter:
+    # both readings are run, with the import the block forgot, our collector and a unique key.
+    code = RELEASE_NOTE_EXAMPLE.replace("d3rkrsqld9gmqf.cloudfront.net", collector.endpoint)
+    code = code.replace("snowplow_redis_key", key).replace("e = Emitter(", f"e = {emitter_class}(")
+    code = "from snowplow_tracker import Emitter\n" + code
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    track_many(RedisEmitter(client, key), 25)
+    log = tmp_path / "example.log"
+    process = start([sys.executable, str(script)], log, child_env(SNOWPLOW_REDIS_URL=REDIS_URL))
+    try:
+        collector.wait_for(25, 30)
+        registered_worker(client, key)
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(20) == 0, log.read_text()
+    finally:
+        end(process)
+    counts = eids(collector.events)
+    assert len(counts) == 25
+    assert max(counts.values()) == 1
+    assert derived_keys(client, key) == []
+
+
+def test_the_cli_help_names_every_option() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snowplow_tracker.cli", "redis-worker", "--help"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        check=True,
+    )
+    for option in ("--redis-url", "--key", "--endpoint", "--method"):
+        assert option in result.stdout
+    assert textwrap.dedent(result.stderr) == ""
