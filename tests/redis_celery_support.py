@@ -143,12 +143,12 @@ def start(command: Sequence[str], log: Path, env: Mapping[str, str] | None = Non
         handle.close()
 
 
-def end(process: Any) -> None:
-    """Stop a child this test started, by its pid; SIGKILL if it does not go."""
+def end(process: Any, grace: float = 10) -> None:
+    """Stop a child this test started, by its pid; SIGKILL if it does not go within ``grace``."""
     if process.poll() is None:
         os.kill(process.pid, signal.SIGTERM)
         try:
-            process.wait(10)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait(10)

@@ -538,8 +538,10 @@ def _reports_outcomes(emitter: Any) -> bool:
 
 
 def _is_redis_error(exc: BaseException) -> bool:
-    import redis
-
+    try:
+        import redis
+    except ImportError:  # a duck-typed client without redis-py installed
+        return isinstance(exc, OSError)
     return isinstance(exc, (redis.exceptions.RedisError, OSError))
 
 
