@@ -337,3 +337,91 @@ def test_processing_keys_share_the_hash_slot_of_the_key() -> None:
 def test_event_identity_prefers_eid() -> None:
     assert event_identity({"eid": "abc", "stm": "1"}) == "abc"
     assert event_identity({"b": 2, "a": "1", "stm": "9"}) == event_identity({"a": "1", "b": "2"})
+
+
+def test_a_worker_outlives_a_redis_that_is_down(key: str) -> None:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    # Nothing listens on port 1; no client-side retries, so each error shows at once.
+    down = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    worker = fast_worker(Emitter("127.0.0.1:9"), key, down)
+    running = Running(worker, install_signal_handlers=False)
+    wait_until(lambda: worker.stats()["redis_errors"] >= 3, 20, "three Redis errors")
+    stats = running.stop()
+    assert stats["taken"] == 0
+
+
+def test_without_lua_scripts_events_move_one_by_one(
+    client: Any, key: str, collector: Collector
+) -> None:
+    import redis
+
+    class NoScripts(redis.Redis):
+        def register_script(self, script: Any) -> Any:
+            def refuse(keys: Any = None, args: Any = None, client: Any = None) -> Any:
+                raise redis.ResponseError("unknown command 'EVALSHA'")
+
+            return refuse
+
+    track_many(RedisEmitter(client, key), 30)
+    worker = fast_worker(
+        Emitter(collector.endpoint, method="post", buffer_size=10),
+        key,
+        NoScripts(host="127.0.0.1", port=6379),
+        batch_size=10,
+    )
+    worker.run(install_signal_handlers=False, stop_when_empty=True)
+    assert [e.raw["se_va"] for e in collector.events] == [str(i) for i in range(30)]
+    assert_nothing_left(client, key)
+
+
+def test_the_cli_drains_a_key(
+    client: Any, key: str, collector: Collector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from snowplow_tracker.cli import main
+
+    track_many(RedisEmitter(client, key), 12)
+    argv = ["redis-worker", "--redis-url", "redis://127.0.0.1:6379/0", "--key", key]
+    argv += ["--endpoint", collector.endpoint, "--method", "post", "--stop-when-empty"]
+    assert main(argv) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["sent"] == 12
+    assert len(eids(collector.events)) == 12
+    assert_nothing_left(client, key)
+
+
+def test_a_failed_acknowledgement_sends_the_batch_again_and_loses_nothing(
+    client: Any, key: str, collector: Collector
+) -> None:
+    import redis
+
+    class AckFailsOnce(redis.Redis):
+        failed = False
+
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            pipe = super().pipeline(transaction, shard_hint)
+            if transaction and not AckFailsOnce.failed:
+                AckFailsOnce.failed = True
+
+                def broken() -> Any:
+                    pipe.reset()
+                    raise redis.ConnectionError("connection lost during the acknowledgement")
+
+                pipe.execute = broken
+            return pipe
+
+    track_many(RedisEmitter(client, key), 20)
+    worker = fast_worker(
+        Emitter(collector.endpoint, method="post", buffer_size=10),
+        key,
+        AckFailsOnce(host="127.0.0.1", port=6379),
+        batch_size=10,
+    )
+    worker.run(install_signal_handlers=False, stop_when_empty=True)
+    counts = eids(collector.events)
+    assert len(counts) == 20
+    assert sum(counts.values()) == 30  # the unacknowledged batch went out twice
+    assert worker.stats()["redis_errors"] == 1
+    assert_nothing_left(client, key)

@@ -208,7 +208,6 @@ class RedisWorker:
         heartbeat = _Heartbeat(self)
         try:
             heartbeat.start()
-            self.recover()
             self._loop(stop_when_empty)
         finally:
             heartbeat.stop()
@@ -237,9 +236,17 @@ class RedisWorker:
     # -- the loop --------------------------------------------------------------------------------
 
     def _loop(self, stop_when_empty: bool) -> None:
-        next_recovery = time.monotonic() + self.heartbeat_ttl
+        registered = False
+        dirty = False  # a Redis error may have left a batch in our processing list
+        next_recovery = 0.0
         while not self._stop.is_set():
             try:
+                if not registered:
+                    self._beat()  # never take an event before others can see us (and recover it)
+                    registered = True
+                if dirty:
+                    self._count("requeued", self._move_back(self.processing_key))
+                    dirty = False
                 if time.monotonic() >= next_recovery:
                     self.recover()
                     next_recovery = time.monotonic() + self.heartbeat_ttl
@@ -253,6 +260,7 @@ class RedisWorker:
             except Exception as exc:
                 if not _is_redis_error(exc):
                     raise
+                dirty = True
                 self._count("redis_errors", 1)
                 logger.warning("RedisWorker: Redis error: %s", exc)
                 self._backoff()
@@ -482,7 +490,6 @@ class _Heartbeat:
         )
 
     def start(self) -> None:
-        self.worker._beat()  # registered before the first event is taken
         self._thread.start()
 
     def stop(self) -> None:
