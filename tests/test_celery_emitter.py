@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from redis_celery_support import (
+from snowplow_tracker import CeleryEmitter, Tracker
+from snowplow_tracker.collector import Collector
+
+from .redis_celery_support import (
     RABBIT_URL,
     REDIS_URL,
     Recorder,
@@ -28,8 +31,6 @@ from redis_celery_support import (
     wait_for_text,
     without_stm,
 )
-from snowplow_tracker import CeleryEmitter, Tracker
-from snowplow_tracker.collector import Collector
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis]
 celery = pytest.importorskip("celery", reason="the celery extra is not installed")
@@ -87,12 +88,6 @@ def default_worker(tmp_path_factory: pytest.TempPathFactory, redis_queue: str) -
     log = tmp_path_factory.mktemp("celery") / "default.log"
     with celery_worker(log, child_env(**settings), "default"), producer_env(**settings):
         yield log
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    with Collector() as running:
-        yield running
 
 
 def sent_in_order(recorder: Recorder, collector: Collector) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from redis_celery_support import child_env
+from .redis_celery_support import child_env
 
 WITHOUT_EXTRAS = """\
 import sys

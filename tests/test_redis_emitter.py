@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from redis_celery_support import delete_keys, redis_client, track_many, unique_key, wait_until
 from snowplow_tracker import InvalidTypeError, InvalidValueError, RedisEmitter, Tracker
+
+from .redis_celery_support import delete_keys, redis_client, track_many, unique_key, wait_until
 
 pytestmark = pytest.mark.redis
 

@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from redis_celery_support import (
+from snowplow_tracker import (
+    AsyncEmitter,
+    Emitter,
+    InvalidTypeError,
+    InvalidValueError,
+    RedisEmitter,
+)
+from snowplow_tracker.collector import Collector
+from snowplow_tracker.redis_worker import RedisWorker, event_identity, slot_key
+
+from .redis_celery_support import (
     Recorder,
     delete_keys,
     derived_keys,
@@ -22,15 +32,6 @@ from redis_celery_support import (
     wait_until,
     without_stm,
 )
-from snowplow_tracker import (
-    AsyncEmitter,
-    Emitter,
-    InvalidTypeError,
-    InvalidValueError,
-    RedisEmitter,
-)
-from snowplow_tracker.collector import Collector
-from snowplow_tracker.redis_worker import RedisWorker, event_identity, slot_key
 
 pytestmark = pytest.mark.redis
 
@@ -45,12 +46,6 @@ def key(client: Any) -> Iterator[str]:
     name = unique_key("worker")
     yield name
     delete_keys(client, name)
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    with Collector() as running:
-        yield running
 
 
 class Running:

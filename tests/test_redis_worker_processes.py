@@ -16,7 +16,11 @@ from typing import Any
 
 import pytest
 
-from redis_celery_support import (
+from snowplow_tracker import Emitter, RedisEmitter
+from snowplow_tracker.collector import Collector
+from snowplow_tracker.redis_worker import RedisWorker, slot_key
+
+from .redis_celery_support import (
     REDIS_URL,
     child_env,
     delete_keys,
@@ -31,9 +35,7 @@ from redis_celery_support import (
     wait_until,
     worker_command,
 )
-from snowplow_tracker import Emitter, RedisEmitter
-from snowplow_tracker.collector import Collector
-from snowplow_tracker.redis_worker import RedisWorker, slot_key
+from .test_seeds import PRELUDE, python_blocks, seed_file
 
 pytestmark = pytest.mark.redis
 
@@ -48,12 +50,6 @@ def key(client: Any) -> Iterator[str]:
     name = unique_key("proc")
     yield name
     delete_keys(client, name)
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    with Collector() as running:
-        yield running
 
 
 def stored_eids(client: Any, key: str) -> list[str]:
@@ -198,29 +194,26 @@ def test_a_signal_stops_the_worker_within_the_bound_and_loses_nothing(
     assert derived_keys(client, key) == [key] or not left
 
 
-RELEASE_NOTE_EXAMPLE = """\
-from snowplow_tracker import AsyncEmitter
-from snowplow_tracker.redis_worker import RedisWorker
-
-e = Emitter("d3rkrsqld9gmqf.cloudfront.net")
-
-r = RedisWorker(e, key="snowplow_redis_key")
-
-r.run()
-"""
+def release_note_worker_example() -> str:
+    """The 0.4.0 notes' RedisWorker block, exactly as published."""
+    (block,) = [code for code in python_blocks(seed_file("0.4.0")) if "RedisWorker(e" in code]
+    return block
 
 
 @pytest.mark.parametrize("emitter_class", ["Emitter", "AsyncEmitter"])
 def test_the_release_note_example_runs_and_stops_on_sigint(
     client: Any, key: str, collector: Collector, tmp_path: Path, emitter_class: str
 ) -> None:
-    # The 0.4.0 notes import AsyncEmitter but call Emitter, and their prose says AsyncEmitter:
-    # both readings are run, with the import the block forgot, our collector and a unique key.
-    code = RELEASE_NOTE_EXAMPLE.replace("d3rkrsqld9gmqf.cloudfront.net", collector.endpoint)
+    # The block imports AsyncEmitter but calls Emitter (defined by the notes' first import line,
+    # which a reader's session has run), and the prose says AsyncEmitter: both readings run,
+    # with our collector as the host and a unique key.
+    block = release_note_worker_example()
+    assert 'r = RedisWorker(e, key="snowplow_redis_key")' in block
+    assert "r.run()" in block
+    code = block.replace("d3rkrsqld9gmqf.cloudfront.net", collector.endpoint)
     code = code.replace("snowplow_redis_key", key).replace("e = Emitter(", f"e = {emitter_class}(")
-    code = "from snowplow_tracker import Emitter\n" + code
     script = tmp_path / "example.py"
-    script.write_text(code)
+    script.write_text(f"{PRELUDE}\n{code}")
     track_many(RedisEmitter(client, key), 25)
     log = tmp_path / "example.log"
     process = start([sys.executable, str(script)], log, child_env(SNOWPLOW_REDIS_URL=REDIS_URL))
