@@ -10,8 +10,8 @@ one key at once::
     e = Emitter("collector.example.com", method="post")
     RedisWorker(e, key="snowplow_redis_key").run()
 
-How no event is lost (all keys share the hash slot of ``key``, so this works
-on a Redis Cluster too; needs Redis >= 6.2 for ``BLMOVE``):
+How no event is lost (needs Redis >= 6.2 for ``BLMOVE``; every key below shares
+the hash slot of ``key``, as a Redis Cluster requires):
 
 * A worker moves up to ``batch_size`` events atomically from ``key`` to its
   own processing list ``{key}:processing:<worker id>`` (``BLMOVE``/``LMOVE``)
