@@ -23,9 +23,8 @@ import random
 import threading
 from typing import Any
 
-import requests
-
 from ._extras import require
+from ._http import new_session
 
 logger = logging.getLogger("snowplow_tracker.celery")
 
@@ -174,7 +173,7 @@ def deliver(
     failed: list[dict[str, str]] = []
     sent = [0]
     statuses: list[int] = []
-    session = requests.Session()
+    session = new_session()
     # The emitter reports which events failed, not why; the responses say why.
     session.hooks["response"].append(lambda r, *a, **k: statuses.append(r.status_code))
 

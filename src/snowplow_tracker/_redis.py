@@ -11,6 +11,7 @@ from typing import Any
 
 from . import contracts
 from ._extras import require
+from .emitters import stringify  # defined before emitters.py imports this module
 from .payload import dumps
 from .typing import FailureCallback
 
@@ -82,11 +83,10 @@ class RedisEmitter:
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Store one event; return when it is in Redis (or has failed and been reported)."""
-        from .emitters import stringify
-
         event = stringify(payload)
+        data = dumps(event)
         with self._cond:
-            self._pending.append((dumps(event), event))
+            self._pending.append((data, event))
             self._enqueued += 1
             ticket = self._enqueued
             # Group commit: one thread pushes everything pending while the others wait.
