@@ -23,6 +23,9 @@ IGLU_URI = re.compile(
     r"^iglu:[a-zA-Z0-9_.-]+/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]*-(?:0|[1-9][0-9]*)-(?:0|[1-9][0-9]*)$"
 )
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+#: Schema URIs that matched :data:`IGLU_URI`: an app uses a handful, so each is matched once.
+_VALID_SCHEMAS: set[str] = set()
+_MAX_VALID_SCHEMAS = 4096
 
 
 def disable_contracts() -> None:
@@ -108,7 +111,7 @@ def self_describing(where: str, name: str, value: object) -> None:
     if not isinstance(value, Mapping):
         fail_type(where, name, 'a self-describing JSON dict {"schema": ..., "data": ...}', value)
     schema = value.get("schema")
-    if not isinstance(schema, str) or not IGLU_URI.match(schema):
+    if not _is_iglu_uri(schema):
         fail_value(
             where, name + '["schema"]', "an Iglu URI like iglu:com.acme/x/jsonschema/1-0-0", schema
         )
@@ -116,6 +119,35 @@ def self_describing(where: str, name: str, value: object) -> None:
         fail_value(where, name, 'a dict with a "data" key', value)
     if set(value) - {"schema", "data"}:
         fail_value(where, name, 'a dict with only "schema" and "data" keys', sorted(value))
+
+
+def _is_iglu_uri(schema: object) -> bool:
+    exact = schema.__class__ is str  # a str subclass may compare equal yet behave differently
+    if exact and schema in _VALID_SCHEMAS:
+        return True
+    if not isinstance(schema, str) or not IGLU_URI.match(schema):
+        return False
+    if exact:
+        if len(_VALID_SCHEMAS) >= _MAX_VALID_SCHEMAS:
+            _VALID_SCHEMAS.clear()
+        _VALID_SCHEMAS.add(schema)
+    return True
+
+
+def checked_contexts(value: object) -> bool:
+    """True for the usual valid ``context``: None, or a list of ``{"schema", "data"}`` dicts
+    whose schemas have been seen valid before. False means: run :func:`contexts`."""
+    if value is None:
+        return True
+    if value.__class__ is not list or not value:
+        return False
+    for entity in value:
+        if entity.__class__ is not dict or len(entity) != 2 or "data" not in entity:
+            return False
+        schema = entity.get("schema")
+        if schema.__class__ is not str or schema not in _VALID_SCHEMAS:
+            return False
+    return True
 
 
 def contexts(where: str, name: str, value: object) -> None:
