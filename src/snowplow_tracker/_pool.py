@@ -15,6 +15,7 @@ It is used only when ``requests`` would have done nothing more: see
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import select
@@ -106,10 +107,17 @@ class Pool:
         while self._idle:
             self._idle.pop().close()
 
+    def __del__(self) -> None:
+        # An emitter dropped without close() must not leave sockets for the GC to warn about.
+        with contextlib.suppress(Exception):  # at interpreter teardown, anything goes
+            self.close()
+
     def _checkout(self) -> Connection:
         if self._pid != os.getpid():
-            # A forked child must not share its parent's sockets: start afresh, leave them open.
-            self._idle, self._pid = [], os.getpid()
+            # A forked child must not talk over its parent's connections. Closing its copies
+            # of the descriptors is safe: the parent's stay open (and no TLS alert is sent).
+            self._pid = os.getpid()
+            self.close()
         while True:
             try:
                 conn = self._idle.pop()

@@ -1,0 +1,242 @@
+"""The tracker's fast paths build exactly what the 0.5.0 Payload path builds."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from snowplow_tracker import (
+    InvalidTypeError,
+    InvalidValueError,
+    Payload,
+    SelfDescribingJson,
+    Subject,
+    Tracker,
+    contracts,
+    disable_contracts,
+    enable_contracts,
+    payload,
+)
+
+ENTITY = {"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"type": "tester"}}
+EVENT = {"schema": "iglu:com.acme/viewed/jsonschema/2-1-0", "data": {"id": "é", "n": 1}}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def input(self, pairs: dict[str, Any]) -> None:
+        self.events.append(pairs)
+
+
+class ViaPayload(Tracker):
+    """Overriding complete_payload sends every event down the 0.5.0 Payload path."""
+
+    def complete_payload(self, pb: Payload, context: Any, tstamp: Any) -> Tracker:
+        return super().complete_payload(pb, context, tstamp)
+
+
+CALLS = [
+    ("track_page_view", ("http://a.b/", "Title", None)),
+    ("track_page_view", ("http://a.b/", "", "http://ref/"), {"context": [ENTITY]}),
+    ("track_struct_event", ("shop", "buy", "l", "p", 2.5)),
+    ("track_struct_event", ("shop", "buy"), {"value": 0, "tstamp": 1_600_000_000_123.9}),
+    (
+        "track_struct_event",
+        ("shop", "buy", "", None, 7),
+        {"context": [SelfDescribingJson(**ENTITY)]},
+    ),
+    ("track_unstruct_event", (EVENT,), {"context": [ENTITY, ENTITY]}),
+    ("track_screen_view", ("home", None)),
+    ("track_ecommerce_transaction_item", ("o1", "sku", 9.99, 2, None, "cat", "EUR")),
+    (
+        "track_ecommerce_transaction",
+        ("o1", 35, "aff", 2.5, 0, "Paris", None, "FR", "EUR"),
+        {"items": [{"sku": "s", "price": 1.5, "quantity": 1}], "context": [ENTITY]},
+    ),
+]
+
+
+def run(cls: type[Tracker], call: tuple[Any, ...], base64: bool, namespace: Any) -> list[Any]:
+    recorder = Recorder()
+    subject = Subject().set_user_id("u1").set_screen_resolution(10, 20)
+    tracker = cls(recorder, subject, namespace=namespace, app_id="", encode_base64=base64)
+    name, args, *rest = call
+    with (
+        mock.patch.object(Tracker, "get_uuid", return_value="00000000-0000-4000-8000-000000000000"),
+        mock.patch("time.time", return_value=1_700_000_000.5),
+    ):
+        getattr(tracker, name)(*args, **(rest[0] if rest else {}))
+    return [list(event.items()) for event in recorder.events]
+
+
+@pytest.fixture(params=[True, False], ids=["contracts", "no-contracts"])
+def contract_modes(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not request.param:
+        disable_contracts()
+    yield
+    enable_contracts()
+
+
+@pytest.mark.usefixtures("contract_modes")
+@pytest.mark.parametrize("call", CALLS, ids=[c[0] for c in CALLS])
+@pytest.mark.parametrize("base64", [True, False])
+@pytest.mark.parametrize("namespace", ["ns", None])
+def test_fast_path_builds_the_same_pairs_in_the_same_order(
+    call: tuple[Any, ...], base64: bool, namespace: Any
+) -> None:
+    fast = run(Tracker, call, base64, namespace)
+    slow = run(ViaPayload, call, base64, namespace)
+    assert fast == slow
+    assert fast
+    assert all(("tna", None) not in event and ("aid", "") not in event for event in fast)
+
+
+def test_patched_complete_payload_receives_a_payload() -> None:
+    """0.5.0-style test suites patch complete_payload and inspect the Payload."""
+    tracker = Tracker(Recorder(), namespace="ns")
+    with mock.patch.object(Tracker, "complete_payload") as complete:
+        tracker.track_struct_event("shop", "buy", label="x", tstamp=5)
+    pb, context, tstamp = complete.call_args.args
+    assert isinstance(pb, Payload)
+    assert pb.nv_pairs == {"e": "se", "se_ca": "shop", "se_ac": "buy", "se_la": "x"}
+    assert (context, tstamp) == (None, 5)
+
+
+def test_patched_track_on_the_instance_is_used() -> None:
+    recorder = Recorder()
+    tracker = Tracker(recorder)
+    with mock.patch.object(tracker, "track") as track:
+        tracker.track_page_view("http://a.b/")
+    assert isinstance(track.call_args.args[0], Payload)
+    assert recorder.events == []
+
+
+def test_none_and_empty_values_are_left_out_but_zero_and_false_kept() -> None:
+    disable_contracts()
+    try:
+        recorder = Recorder()
+        Tracker(recorder).track_struct_event("c", "", label=0, property_=False, value=None)  # type: ignore[arg-type]
+    finally:
+        enable_contracts()
+    event = recorder.events[0]
+    assert "se_ac" not in event
+    assert "se_va" not in event
+    assert event["se_la"] == 0
+    assert event["se_pr"] is False
+
+
+def test_subject_changes_after_tracker_creation_are_sent() -> None:
+    recorder = Recorder()
+    subject = Subject()
+    tracker = Tracker(recorder, subject)
+    subject.set_platform("srv")
+    subject.standard_nv_pairs["uid"] = ""
+    tracker.track_page_view("http://a.b/")
+    assert recorder.events[0]["p"] == "srv"
+    assert "uid" not in recorder.events[0]
+
+
+def test_get_uuid_is_a_canonical_lowercase_version_4_uuid() -> None:
+    seen = set()
+    for _ in range(2000):
+        text = Tracker.get_uuid()
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        seen.add(text)
+    assert len(seen) == 2000
+    # Every variant digit appears: the two random bits are really random.
+    assert {text[19] for text in seen} == set("89ab")
+
+
+def test_get_timestamp_uses_time_time() -> None:
+    with mock.patch("time.time", return_value=1234.5678):
+        assert Tracker.get_timestamp() == 1234567
+
+
+@pytest.mark.parametrize(
+    ("context", "error"),
+    [
+        ([{**ENTITY, "extra": 1}], InvalidValueError),
+        ([{"schema": "iglu:nope", "data": {}}], InvalidValueError),
+        ([{"schema": ["unhashable"], "data": {}}], InvalidValueError),
+        ([{"schema": ENTITY["schema"]}], InvalidValueError),
+        ([], InvalidValueError),
+        ((ENTITY, "not a dict"), InvalidTypeError),
+        (ENTITY, InvalidTypeError),
+    ],
+)
+def test_bad_contexts_are_refused_after_good_ones_were_seen(context: Any, error: type) -> None:
+    tracker = Tracker(Recorder())
+    tracker.track_struct_event("c", "a", context=[ENTITY])  # now ENTITY's schema is known
+    assert contracts.checked_contexts([ENTITY])
+    with pytest.raises(error):
+        tracker.track_struct_event("c", "a", context=context)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("", "a"), InvalidValueError),
+        (("c", 1), InvalidTypeError),
+        (("c", "a", b"l"), InvalidTypeError),
+        (("c", "a", None, None, True), InvalidTypeError),
+        (("c", "a", None, None, float("inf")), InvalidValueError),
+        (("c", "a", None, None, None, None, float("nan")), InvalidValueError),
+    ],
+)
+def test_struct_event_checks_still_refuse_bad_arguments(args: tuple[Any, ...], error: type) -> None:
+    with pytest.raises(error):
+        Tracker(Recorder()).track_struct_event(*args)
+
+
+def test_str_subclasses_take_the_full_checks_and_pass() -> None:
+    class Name(str):
+        pass
+
+    recorder = Recorder()
+    Tracker(recorder).track_page_view(Name("http://a.b/"), Name("t"))
+    assert recorder.events[0]["url"] == "http://a.b/"
+
+
+@pytest.fixture(params=[True, False], ids=["orjson", "json"])
+def json_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    if request.param:
+        pytest.importorskip("orjson")
+        assert payload._load_orjson()
+    monkeypatch.setattr(payload, "use_orjson", request.param)
+    return bool(request.param)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"e": "se", "dtm": "1700000000000", "se_va": "2.5"},
+        {"text": 'é \u2028 "quoted" \\ / \n\t\x01', "emoji": "😀"},
+        {"n": [1, -2, 3.25, 1e16, 0.1 + 0.2, True, False, None], "nested": {"a": {}}},
+        {"big": 10**30, 1: "int key"},
+    ],
+)
+@pytest.mark.usefixtures("json_mode")
+def test_dumps_writes_compact_json_identical_in_both_modes(value: Any) -> None:
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert payload.dumps(value) == expected
+
+
+@pytest.mark.usefixtures("json_mode")
+def test_dumps_errors_and_encoder_are_the_same_in_both_modes() -> None:
+    import datetime
+
+    with pytest.raises(InvalidTypeError):
+        payload.dumps({"when": datetime.datetime(2020, 1, 2)})
+    with pytest.raises(InvalidTypeError):
+        payload.dumps({"s": {1}})
+    assert payload.dumps({"when": datetime.date(2020, 1, 2)}, str) == '{"when":"2020-01-02"}'

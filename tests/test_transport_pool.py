@@ -1,0 +1,298 @@
+"""The keep-alive transport: what it sends, what it understands, and when requests takes over."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+import requests
+
+from snowplow_tracker import Emitter, Subject, Tracker
+from snowplow_tracker._http import RequestsTransport
+from snowplow_tracker._pool import MAX_IDLE, Pool
+
+GIF_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: 3\r\n\r\nGIF"
+
+
+class ScriptedServer:
+    """A loopback server that answers each request with the next scripted raw response.
+
+    ``b""`` as an answer closes the connection without answering; an answer
+    ending in ``CLOSE`` closes the connection after sending it.
+    """
+
+    CLOSE = b"<close>"
+
+    def __init__(self, *answers: bytes) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/i"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        while True:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = reader.readline()
+                if not line:
+                    reader.close()
+                    return
+                head += line
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            self.requests.append(head + reader.read(length))
+            answer = self.answers.pop(0) if self.answers else GIF_ANSWER
+            if not answer:
+                reader.close()
+                return
+            close = answer.endswith(self.CLOSE)
+            conn.sendall(answer.removesuffix(self.CLOSE))
+            if close:
+                reader.close()
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    srv = ScriptedServer()
+    yield srv
+    srv.close()
+
+
+def scripted(*answers: bytes) -> ScriptedServer:
+    return ScriptedServer(*answers)
+
+
+def test_get_sends_the_requests_headers_and_reuses_one_connection(server: ScriptedServer) -> None:
+    transport = RequestsTransport(timeout=5)
+    for n in range(3):
+        result = transport.get(server.url, {"e": "pv", "url": f"http://a.b/?x={n} y", "n": "é"})
+        assert result.ok
+        assert result.status == 200
+    assert server.connections == 1
+    head = server.requests[0].decode("latin-1")
+    assert head.startswith("GET /i?e=pv&url=http%3A%2F%2Fa.b%2F%3Fx%3D0+y&n=%C3%A9 HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n" in head
+    assert f"User-Agent: {requests.utils.default_user_agent()}\r\n" in head
+    transport.close()
+
+
+def test_get_query_matches_what_requests_would_send(server: ScriptedServer) -> None:
+    params = {"e": "ue", "ue_px": "eyJhIjoiYiJ9", "tna": "a b&c=d/é", "skip": None}
+    prepared = requests.Request("GET", server.url, params=params).prepare()
+    RequestsTransport().get(server.url, params)  # type: ignore[arg-type]
+    request_line = server.requests[0].split(b"\r\n")[0].decode()
+    assert request_line == f"GET {prepared.path_url} HTTP/1.1"
+
+
+def test_post_sends_body_content_type_and_length(server: ScriptedServer) -> None:
+    body = json.dumps({"data": [{"e": "pv", "url": "é"}]}, ensure_ascii=False).encode()
+    url = f"http://127.0.0.1:{server.port}/com.snowplowanalytics.snowplow/tp2"
+    assert RequestsTransport().post(url, body).status == 200
+    head, _, sent = server.requests[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\n")
+    assert b"\r\nContent-Type: application/json; charset=utf-8" in head
+    assert f"\r\nContent-Length: {len(body)}".encode() in head
+    assert sent == body
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "retry_after"),
+    [
+        (b"HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nbusy", 503, 7.0),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+            200,
+            None,
+        ),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204, None),
+        (b"HTTP/1.1 429 Slow\r\nretry-after: 2\r\ncontent-length: 0\r\n\r\n", 429, 2.0),
+    ],
+)
+def test_answers_are_read_whole_and_the_connection_kept(
+    answer: bytes, status: int, retry_after: float | None
+) -> None:
+    srv = scripted(answer)
+    transport = RequestsTransport()
+    result = transport.get(srv.url, {"e": "pv"})
+    assert (result.status, result.retry_after) == (status, retry_after)
+    # The next request on the same connection parses cleanly: nothing was left unread.
+    assert transport.get(srv.url, {"e": "pv"}).status == 200
+    assert srv.connections == 1
+    srv.close()
+
+
+def test_an_answer_without_length_is_read_to_the_end_and_not_reused() -> None:
+    srv = scripted(b"HTTP/1.0 200 OK\r\n\r\nbody until close" + ScriptedServer.CLOSE)
+    transport = RequestsTransport()
+    assert transport.get(srv.url, {"e": "pv"}).status == 200
+    assert transport.get(srv.url, {"e": "pv"}).status == 200
+    assert srv.connections == 2
+    srv.close()
+
+
+def test_connection_close_is_honoured() -> None:
+    close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    srv = scripted(close + ScriptedServer.CLOSE, close + ScriptedServer.CLOSE)
+    transport = RequestsTransport()
+    assert [transport.get(srv.url, {"n": str(n)}).status for n in range(3)] == [200, 200, 200]
+    assert srv.connections == 3
+    srv.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+    srv = scripted(GIF_ANSWER + ScriptedServer.CLOSE)  # answers, then closes the idle connection
+    transport = RequestsTransport()
+    assert transport.get(srv.url, {"n": "1"}).ok
+    for _ in range(100):  # wait until the close has reached us
+        if srv.connections == 1 and not srv.thread.is_alive():
+            break
+        pool = transport._route(srv.url).pool  # type: ignore[union-attr]
+        if pool._idle and pool._idle[0].is_dropped():
+            break
+        threading.Event().wait(0.01)
+    result = transport.get(srv.url, {"n": "2"})
+    assert result.ok, result.describe()
+    assert srv.connections == 2
+    srv.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"", b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort" + b"<close>"],
+)
+def test_a_broken_answer_is_an_error_result_not_an_exception(answer: bytes) -> None:
+    srv = scripted(answer)
+    transport = RequestsTransport()
+    result = transport.get(srv.url, {"e": "pv"})
+    assert result.status is None
+    assert result.error is not None
+    assert not result.ok
+    # The broken connection was dropped; the next request works on a new one.
+    assert transport.get(srv.url, {"e": "pv"}).ok
+    srv.close()
+
+
+def test_unreachable_collector_is_an_error_result() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = RequestsTransport(timeout=1).post(f"http://127.0.0.1:{port}/x", b"{}")
+    assert result.status is None
+    assert isinstance(result.error, OSError)
+
+
+def test_close_closes_idle_connections() -> None:
+    pool = Pool("127.0.0.1", 1, None, 1.0)
+
+    class Fake:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    fakes = [Fake() for _ in range(MAX_IDLE)]
+    pool._idle = list(fakes)  # type: ignore[arg-type]
+    pool.close()
+    assert pool._idle == []
+    assert all(fake.closed for fake in fakes)
+
+
+def test_a_forked_child_does_not_reuse_the_parents_connections(server: ScriptedServer) -> None:
+    transport = RequestsTransport()
+    assert transport.get(server.url, {"n": "1"}).ok
+    pool = transport._route(server.url).pool  # type: ignore[union-attr]
+    assert len(pool._idle) == 1
+    pool._pid = -1  # what a forked child sees: a different pid from the pool's
+    assert transport.get(server.url, {"n": "2"}).ok
+    assert server.connections == 2
+
+
+def test_requests_sends_when_the_caller_gives_a_session(server: ScriptedServer) -> None:
+    session = requests.Session()
+    session.headers["X-Mine"] = "1"
+    transport = RequestsTransport(session)
+    assert transport._route(server.url) is None
+    assert transport.get(server.url, {"e": "pv"}).ok
+    assert b"X-Mine: 1" in server.requests[0]
+    session.close()
+
+
+def test_requests_sends_when_a_proxy_applies(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    transport = RequestsTransport()
+    assert transport._route("http://collector.invalid/i") is None
+    # The proxy (our server) receives the absolute URL, as requests sends it to proxies.
+    assert transport.get("http://collector.invalid/i", {"e": "pv"}).ok
+    assert server.requests[0].startswith(b"GET http://collector.invalid/i?e=pv HTTP/1.1")
+
+
+def test_https_gets_a_verifying_tls_context() -> None:
+    route = RequestsTransport()._route("https://collector.example.com/i")
+    assert route is not None
+    tls = route.pool.tls
+    assert tls is not None
+    assert tls.check_hostname
+    assert route.pool.port == 443
+
+
+def test_patched_requests_post_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Any] = []
+
+    class Answer:
+        status_code = 200
+        headers: ClassVar[dict[str, str]] = {}
+
+        def close(self) -> None:
+            pass
+
+    def fake_post(url: str, **kwargs: Any) -> Answer:
+        calls.append((url, kwargs["data"]))
+        return Answer()
+
+    monkeypatch.setattr(requests, "post", fake_post)
+    assert RequestsTransport().post("http://127.0.0.1:9/x", b"{}").ok
+    assert calls == [("http://127.0.0.1:9/x", b"{}")]
+
+
+def test_emitter_end_to_end_over_the_pool(server: ScriptedServer) -> None:
+    """GET events from a tracker arrive intact over one kept-alive connection."""
+    emitter = Emitter(f"127.0.0.1:{server.port}")
+    tracker = Tracker(emitter, Subject().set_user_id("u 1"), namespace="ns", app_id="app")
+    tracker.track_struct_event("shop", "buy", value=2.5)
+    tracker.track_page_view("http://example.com/é")
+    assert len(server.requests) == 2
+    assert server.connections == 1
+    first = server.requests[0].split(b" ")[1].decode()
+    assert "se_ca=shop" in first
+    assert "se_va=2.5" in first
+    assert "uid=u+1" in first
