@@ -15,6 +15,7 @@ import argparse
 import base64
 import compileall
 import http.client
+import inspect
 import json
 import os
 import resource
@@ -335,7 +336,8 @@ def run_redis(args: argparse.Namespace) -> dict[str, Any]:
         loop(track, args.events)
         return drain(sp, args, rdb, key)
     finally:
-        rdb.delete(key)
+        for name in rdb.scan_iter(match=f"*{key}*"):  # the list and any worker bookkeeping
+            rdb.delete(name)
 
 
 def drain(sp: Any, args: argparse.Namespace, rdb: Any, key: str) -> dict[str, Any]:
@@ -346,6 +348,11 @@ def drain(sp: Any, args: argparse.Namespace, rdb: Any, key: str) -> dict[str, An
     emitter = make_emitter(sp, "ours", args, failures)
     before = sink_events(args.port)
     worker = RedisWorker(emitter, rdb=rdb, key=key)
+    if "stop_when_empty" in inspect.signature(worker.run).parameters:
+        result = timed(lambda: worker.run(install_signal_handlers=False, stop_when_empty=True))
+        delivered = sink_events(args.port) - before
+        return {"events": args.events, "delivered": delivered, "failed": failures.count, **result}
+    # The 0.5.0 form: run() until asked to stop, from another thread.
     thread = threading.Thread(target=worker.run, daemon=True)
 
     def run() -> None:
