@@ -313,6 +313,7 @@ def summarise(scenario: Scenario, outcomes: dict[tuple[str, str], Outcome]) -> d
     for case in scenario.cases:
         rounds = outcomes[(scenario.name, case.label)].rounds
         ratios = [ratio(scenario, mine, theirs) for mine, theirs in zip(rounds, base)]
+        cpu = [cpu_ratio(mine, theirs) for mine, theirs in zip(rounds, base)]
         cases.append(
             {
                 "label": case.label,
@@ -321,6 +322,7 @@ def summarise(scenario: Scenario, outcomes: dict[tuple[str, str], Outcome]) -> d
                 "ratio": statistics.median(ratios),
                 "ratio_min": min(ratios),
                 "ratio_max": max(ratios),
+                "cpu_ratio": statistics.median(cpu),
                 "all_delivered": all(
                     r.get("delivered", r["events"]) == r["events"] for r in rounds
                 ),
@@ -354,6 +356,13 @@ def ratio(scenario: Scenario, mine: dict[str, Any], theirs: dict[str, Any]) -> f
     return float(mine[key] / theirs[key]) if theirs[key] else 0.0
 
 
+def cpu_ratio(mine: dict[str, Any], theirs: dict[str, Any]) -> float:
+    """Reference CPU per event over ours (higher is better): steadier than wall time on a
+    shared machine, and blind to how long the sink takes to answer."""
+    mine_cpu, theirs_cpu = mine.get("cpu_us_per_event", 0.0), theirs.get("cpu_us_per_event", 0.0)
+    return float(theirs_cpu / mine_cpu) if mine_cpu else 0.0
+
+
 def median(rounds: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in rounds))
 
@@ -371,7 +380,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"{m['sink_cpu']}; {m['seconds']} s.",
         "",
         "Ratios are to the baseline measured in the same round: median (min-max) over rounds. "
-        "For events/s higher is better; for KB/event and import time lower is better.",
+        "For events/s higher is better; for KB/event and import time lower is better. "
+        "The CPU ratio is the reference's client CPU per event over the case's (higher is "
+        "better): steadier than wall time on a shared machine.",
         "",
     ]
     for s in report["scenarios"]:
@@ -392,7 +403,7 @@ def _header(s: dict[str, Any]) -> str:
         return "| case | import ms | ratio to import requests |"
     return (
         "| case | events/s | µs/event | client CPU µs/event | peak RSS MB "
-        "| ratio to reference | all delivered |"
+        "| ratio to reference | CPU ratio | all delivered |"
     )
 
 
@@ -410,7 +421,8 @@ def _row(s: dict[str, Any], case: dict[str, Any]) -> str:
     )
     return (
         f"| {case['label']} | {med['events_per_s']:,.0f} | {med['us_per_event']:.1f} | "
-        f"{med['cpu_us_per_event']:.1f} | {rss} | {spread} | {delivered} |"
+        f"{med['cpu_us_per_event']:.1f} | {rss} | {spread} | {case['cpu_ratio']:.2f} | "
+        f"{delivered} |"
     )
 
 
