@@ -296,3 +296,50 @@ def test_emitter_end_to_end_over_the_pool(server: ScriptedServer) -> None:
     assert "se_ca=shop" in first
     assert "se_va=2.5" in first
     assert "uid=u+1" in first
+
+
+def test_a_patched_adapter_send_gets_the_traffic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """responses-style doubles replace HTTPAdapter.send: requests must then send."""
+    seen: list[str] = []
+
+    def fake_send(self: Any, request: requests.PreparedRequest, **_: Any) -> requests.Response:
+        seen.append(str(request.url))
+        response = requests.Response()
+        response.status_code = 204
+        return response
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", fake_send)
+    result = RequestsTransport().get("http://127.0.0.1:9/i", {"e": "pv"})
+    assert result.status == 204
+    assert seen == ["http://127.0.0.1:9/i?e=pv"]
+
+
+def test_a_replaced_urllib3_connection_class_gets_the_traffic(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vcrpy-style doubles replace urllib3's connection classes."""
+    import urllib3.connection
+    import urllib3.connectionpool
+
+    used: list[str] = []
+
+    class Recording(urllib3.connection.HTTPConnection):
+        def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> None:
+            used.append(url)
+            super().request(method, url, *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "ConnectionCls", Recording)
+    transport = RequestsTransport()
+    assert transport.get(server.url, {"e": "pv"}).ok
+    assert used == ["/i?e=pv"]
+    transport.close()
+
+
+def test_the_pool_is_used_again_once_a_double_is_gone(server: ScriptedServer) -> None:
+    transport = RequestsTransport()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(requests.Session, "send", lambda *a, **k: (_ for _ in ()).throw(OSError()))
+        assert transport.get(server.url, {"n": "1"}).error is not None
+    assert transport.get(server.url, {"n": "2"}).ok
+    assert transport._route(server.url) is not None
+    transport.close()

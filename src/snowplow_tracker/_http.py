@@ -21,6 +21,7 @@ from typing import Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
 
 import requests
+import urllib3.connectionpool
 
 from ._pool import Pool, header_block
 from .constants import POST_CONTENT_TYPE
@@ -29,6 +30,36 @@ Timeout = Union[float, tuple[float, float]]
 _ORIGINAL_GET = requests.get
 _ORIGINAL_POST = requests.post
 _POST_HEADERS = {"Content-Type": POST_CONTENT_TYPE}
+
+
+def _requests_stack() -> tuple[object, ...]:
+    """What test doubles for ``requests`` replace (responses, requests-mock, vcrpy, mocks)."""
+    pool = urllib3.connectionpool.HTTPConnectionPool
+    tls_pool = urllib3.connectionpool.HTTPSConnectionPool
+    return (
+        requests.Session.send,
+        requests.Session.request,
+        requests.Session.get_adapter,
+        requests.adapters.HTTPAdapter.send,
+        pool.urlopen,
+        pool.ConnectionCls,
+        tls_pool.ConnectionCls,
+    )
+
+
+_ORIGINAL_STACK = _requests_stack()
+# Already replaced when we were imported (a double active at import time)? Then never bypass.
+_GENUINE_STACK = all(
+    getattr(part, "__module__", "").startswith(("requests.", "urllib3."))
+    for part in _ORIGINAL_STACK
+)
+
+
+def requests_untouched() -> bool:
+    """Whether ``requests`` and ``urllib3`` are as installed, so our own pool may stand in."""
+    return _GENUINE_STACK and all(
+        now is then for now, then in zip(_requests_stack(), _ORIGINAL_STACK)
+    )
 
 
 @dataclass(frozen=True)
@@ -82,7 +113,10 @@ class RequestsTransport:
     keep-alive pool whenever ``requests`` would add nothing to it: an http or
     https URL without credentials, no proxy for it in the environment and no
     ``.netrc`` entry. It then carries the same headers as ``requests`` would
-    send, a tenth of the cost. Anything else goes through the session.
+    send, a tenth of the cost. Anything else goes through the session, and so
+    does everything while a test double has replaced part of ``requests`` or
+    ``urllib3`` (``responses``, ``requests-mock``, ``vcrpy``, a mock of
+    ``Session.send``), so test suites keep intercepting our traffic.
     """
 
     def __init__(self, session: requests.Session | None = None, timeout: Timeout = 5.0) -> None:
@@ -95,7 +129,7 @@ class RequestsTransport:
     def get(self, url: str, params: Mapping[str, str]) -> SendResult:
         if requests.get is not _ORIGINAL_GET:
             return self._call(lambda: requests.get(url, params=params, timeout=self.timeout))
-        route = self._route(url)
+        route = self._route(url) if requests_untouched() else None
         if route is not None:
             return route.get(params)
         request = requests.Request("GET", url, params=params)
@@ -106,7 +140,7 @@ class RequestsTransport:
             return self._call(
                 lambda: requests.post(url, data=body, headers=_POST_HEADERS, timeout=self.timeout)
             )
-        route = self._route(url)
+        route = self._route(url) if requests_untouched() else None
         if route is not None:
             return route.post(body)
         request = requests.Request("POST", url, data=body, headers=_POST_HEADERS)
