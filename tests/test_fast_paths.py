@@ -240,3 +240,20 @@ def test_dumps_errors_and_encoder_are_the_same_in_both_modes() -> None:
     with pytest.raises(InvalidTypeError):
         payload.dumps({"s": {1}})
     assert payload.dumps({"when": datetime.date(2020, 1, 2)}, str) == '{"when":"2020-01-02"}'
+
+
+def test_each_emitter_gets_its_own_dict() -> None:
+    first, second = Recorder(), Recorder()
+    Tracker([first, second], namespace="ns").track_struct_event("c", "a")
+    assert first.events == second.events
+    assert first.events[0] is not second.events[0]
+
+
+def test_the_schema_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(contracts, "_VALID_SCHEMAS", set())
+    monkeypatch.setattr(contracts, "_MAX_VALID_SCHEMAS", 3)
+    tracker = Tracker(Recorder())
+    for n in range(10):
+        entity = {"schema": f"iglu:com.acme/e{n}/jsonschema/1-0-0", "data": {}}
+        tracker.track_struct_event("c", "a", context=[entity])
+    assert 1 <= len(contracts._VALID_SCHEMAS) <= 3
