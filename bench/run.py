@@ -6,7 +6,8 @@ Usage (from the repository root)::
     python bench/run.py --quick     # few events, 1 round: a smoke test -> bench/results/quick.*
     python bench/run.py --scenarios post,get --rounds 7
 
-The first run creates ``bench/.venv-upstream`` with snowplow-tracker 1.1.0 from
+Run it with the project's environment (``.venv/bin/python bench/run.py``). The
+first run creates ``bench/.venv-upstream`` with snowplow-tracker 1.1.0 from
 PyPI. A loopback sink (``bench/sink.py``) runs in its own process on one core
 and the cases run on the other when the machine has two. Each round runs every
 case of a scenario once, in the same order (A B C A B C ...), each in a fresh
