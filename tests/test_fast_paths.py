@@ -242,9 +242,10 @@ def test_dumps_errors_and_encoder_are_the_same_in_both_modes() -> None:
     assert payload.dumps({"when": datetime.date(2020, 1, 2)}, str) == '{"when":"2020-01-02"}'
 
 
-def test_each_emitter_gets_its_own_dict() -> None:
+@pytest.mark.parametrize("cls", [Tracker, ViaPayload])
+def test_each_emitter_gets_its_own_dict(cls: type[Tracker]) -> None:
     first, second = Recorder(), Recorder()
-    Tracker([first, second], namespace="ns").track_struct_event("c", "a")
+    cls([first, second], namespace="ns").track_struct_event("c", "a")
     assert first.events == second.events
     assert first.events[0] is not second.events[0]
 
