@@ -1,38 +1,93 @@
-"""An offline Iglu resolver: schema URIs to JSON Schema validators, from local directories.
+"""An offline-first Iglu resolver: schema URIs to compiled JSON Schema validators.
 
-Directories use the Iglu layout ``<vendor>/<name>/<format>/<version>`` (files
-without an extension). The Iglu Central schemas bundled with the package are
-always searched last, so a user directory can add or override schemas.
+Schemas are looked up, in order, in the user's directories (Iglu layout
+``<vendor>/<name>/<format>/<version>``, files without an extension), then in the
+Iglu Central schemas bundled with the package, then, only if the user asked for
+it, in remote registries. Found schemas and misses are cached (bounded), so a
+flood of unknown schema URIs costs neither memory nor disk reads.
+
+Validation follows the Iglu clients: JSON Schema Draft 4, with ``format`` checks
+(``uuid`` included, which Draft 4 validators lack). A compiled fast path
+(fastjsonschema) answers "valid" for the common case; only invalid data pays for
+jsonschema's complete error report.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import threading
-import uuid
-from collections.abc import Iterable
+import time
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+import fastjsonschema
 from jsonschema import Draft4Validator, FormatChecker
 
 BUNDLED_SCHEMAS = Path(__file__).parent / "schemas"
+BUNDLED_NAME = "Iglu Central (bundled)"
+CACHE_SIZE = 500
 _URI = re.compile(
     r"^iglu:(?P<vendor>[a-zA-Z0-9_.-]+)/(?P<name>[a-zA-Z0-9_-]+)/(?P<format>[a-zA-Z0-9_-]+)/"
     r"(?P<version>[1-9][0-9]*-(?:0|[1-9][0-9]*)-(?:0|[1-9][0-9]*))$"
 )
+_DRAFT4 = "http://json-schema.org/draft-04/schema#"
 
-_format_checker = FormatChecker()
+
+# -- formats ------------------------------------------------------------------------------------
+# One set of format checks for both validators, so the fast path and the full
+# report never disagree about a format.
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DATE_TIME = re.compile(
+    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)"
+    r"(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)$"
+)
+_URI_FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 
 
-@_format_checker.checks("uuid", raises=ValueError)
-def _is_uuid(value: object) -> bool:
-    # python-jsonschema's Draft 4 checker has no uuid format; Iglu schemas use it.
-    if not isinstance(value, str):
-        return True
-    return str(uuid.UUID(value)) == value.lower()
+def _ip(version: int) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        try:
+            return ipaddress.ip_address(value).version == version
+        except ValueError:
+            return False
+
+    return check
+
+
+def _regex_format(pattern: re.Pattern[str]) -> Callable[[object], bool]:
+    return lambda value: not isinstance(value, str) or pattern.match(value) is not None
+
+
+FORMATS: dict[str, Callable[[object], bool]] = {
+    "uuid": _regex_format(_UUID),
+    "date-time": _regex_format(_DATE_TIME),
+    "uri": _regex_format(_URI_FORMAT),
+    "email": _regex_format(_EMAIL),
+    "hostname": _regex_format(_HOSTNAME),
+    "ipv4": _ip(4),
+    "ipv6": _ip(6),
+}
+_format_checker = FormatChecker(formats=["regex"])
+for _name, _check in FORMATS.items():
+    _format_checker.checks(_name)(_check)
+
+
+# -- schema keys --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -43,10 +98,10 @@ class SchemaKey:
     version: str
 
     @classmethod
-    def parse(cls, uri: str) -> SchemaKey:
+    def parse(cls, uri: object) -> SchemaKey:
         match = _URI.match(uri) if isinstance(uri, str) else None
         if match is None:
-            raise ValueError(f"not an Iglu schema URI: {uri!r}")
+            raise ValueError(f"not an Iglu schema URI: {str(uri)[:200]!r}")
         return cls(**match.groupdict())
 
     @property
@@ -61,40 +116,235 @@ class SchemaKey:
 
 
 class SchemaNotFound(LookupError):
-    """No directory holds the schema."""
+    """No repository holds the schema; ``lookup_history`` says where we looked."""
+
+    def __init__(self, key: SchemaKey, lookup_history: list[dict[str, Any]]) -> None:
+        super().__init__(f"schema {key.uri()} not found in {len(lookup_history)} repositories")
+        self.key = key
+        self.lookup_history = lookup_history
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """One validation failure, in the Iglu client's ``dataReports`` shape."""
+
+    path: str
+    message: str
+    keyword: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"message": self.message, "path": self.path, "keyword": self.keyword, "targets": []}
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class CompiledSchema:
+    """A schema ready to validate: a compiled fast path plus jsonschema for the full report."""
+
+    def __init__(self, key: SchemaKey, schema: dict[str, Any]) -> None:
+        self.key = key
+        self.schema = schema
+        self._full = Draft4Validator(schema, format_checker=_format_checker)
+        self._fast = _compile_fast(schema)
+
+    def reports(self, instance: Any) -> list[DataReport]:
+        if self._fast is not None:
+            try:
+                self._fast(instance)
+                return []
+            except Exception:
+                pass
+        # jsonschema is the reference: it gives every error, and wins if the two disagree.
+        return [_report(error) for error in self._full.iter_errors(instance)]
+
+
+def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
+    # Force Draft 4 (Iglu's meta-schema URI is unknown to fastjsonschema), never fill
+    # defaults into the caller's data, and never fetch a remote $ref.
+    definition = dict(schema, **{"$schema": _DRAFT4})
+    try:
+        return fastjsonschema.compile(
+            definition,
+            handlers={"http": _no_fetch, "https": _no_fetch},
+            formats=FORMATS,
+            use_default=False,
+        )
+    except Exception:
+        return None
+
+
+def _no_fetch(uri: str) -> Any:
+    raise LookupError(f"remote $ref {uri} is not fetched")
+
+
+def _report(error: Any) -> DataReport:
+    path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return DataReport(path, str(error.message), str(error.validator))
+
+
+# -- repositories -------------------------------------------------------------------------------
+
+
+class Repository:
+    """Where schemas come from: a directory in Iglu layout, or a remote registry."""
+
+    name: str
+
+    def fetch(self, key: SchemaKey) -> dict[str, Any] | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class DirectoryRepository(Repository):
+    def __init__(self, directory: str | Path, name: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.name = name or str(self.directory)
+
+    def fetch(self, key: SchemaKey) -> dict[str, Any] | None:
+        candidate = self.directory / key.path()
+        if not candidate.is_file():
+            return None
+        loaded = json.loads(candidate.read_text(encoding="utf-8"))
+        return loaded if isinstance(loaded, dict) else None
+
+
+class HttpRepository(Repository):
+    """A remote registry (opt-in): ``GET <base>/<vendor>/<name>/<format>/<version>``.
+
+    For an Iglu Server pass ``http://host/api/schemas``; for Iglu Central
+    ``http://iglucentral.com/schemas``; for another local collector ``<url>/micro/iglu``.
+    """
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 3.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.name = self.base_url
+        self.api_key = api_key
+        self.timeout = timeout
+
+    def fetch(self, key: SchemaKey) -> dict[str, Any] | None:
+        request = urllib.request.Request(f"{self.base_url}/{key.path()}")
+        if self.api_key:
+            request.add_header("apikey", self.api_key)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                loaded = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+        return loaded if isinstance(loaded, dict) else None
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 class Resolver:
-    """Finds and caches schemas; thread-safe."""
+    """Finds, compiles and caches schemas; thread-safe.
 
-    def __init__(self, directories: Iterable[str | Path] = ()) -> None:
-        self.directories = [Path(d) for d in directories] + [BUNDLED_SCHEMAS]
-        self._cache: dict[SchemaKey, Draft4Validator] = {}
-        self._lock = threading.Lock()
+    ``directories`` come first, then the bundled Iglu Central copy, then
+    ``registries`` (URLs or Repository objects), which are only asked when given.
+    A miss is remembered for ``miss_ttl`` seconds.
+    """
+
+    def __init__(
+        self,
+        directories: Iterable[str | Path] = (),
+        registries: Iterable[str | Repository] = (),
+        *,
+        cache_size: int = CACHE_SIZE,
+        miss_ttl: float = 60.0,
+    ) -> None:
+        self.repositories: list[Repository] = [DirectoryRepository(d) for d in directories]
+        self.repositories.append(DirectoryRepository(BUNDLED_SCHEMAS, BUNDLED_NAME))
+        self.repositories.extend(
+            r if isinstance(r, Repository) else HttpRepository(r) for r in registries
+        )
+        self.miss_ttl = miss_ttl
+        self._compiled: _LRU[SchemaKey, CompiledSchema] = _LRU(cache_size)
+        self._misses: _LRU[SchemaKey, tuple[float, list[dict[str, Any]]]] = _LRU(cache_size)
+        self._lock = threading.RLock()
+
+    @property
+    def directories(self) -> list[Path]:
+        return [r.directory for r in self.repositories if isinstance(r, DirectoryRepository)]
 
     def schema(self, key: SchemaKey) -> dict[str, Any]:
-        for directory in self.directories:
-            candidate = directory / key.path()
-            if candidate.is_file():
-                loaded: dict[str, Any] = json.loads(candidate.read_text(encoding="utf-8"))
-                return loaded
-        raise SchemaNotFound(f"schema {key.uri()} not found in {len(self.directories)} location(s)")
+        """The schema JSON; raises SchemaNotFound."""
+        return self.compiled(key).schema
+
+    def compiled(self, key: SchemaKey) -> CompiledSchema:
+        with self._lock:
+            compiled = self._compiled.get(key)
+            if compiled is not None:
+                return compiled
+            miss = self._misses.get(key)
+            if miss is not None and time.monotonic() - miss[0] < self.miss_ttl:
+                raise SchemaNotFound(key, miss[1])
+            compiled = self._lookup(key)
+            self._compiled.put(key, compiled)
+            return compiled
+
+    def _lookup(self, key: SchemaKey) -> CompiledSchema:
+        history: list[dict[str, Any]] = []
+        for repository in self.repositories:
+            error: dict[str, Any]
+            try:
+                schema = repository.fetch(key)
+            except (OSError, ValueError) as exc:
+                error = {"error": "RepoFailure", "message": str(exc)[:256]}
+            else:
+                if schema is not None:
+                    return CompiledSchema(key, schema)
+                error = {"error": "NotFound"}
+            history.append(
+                {
+                    "repository": repository.name,
+                    "errors": [error],
+                    "attempts": 1,
+                    "lastAttempt": _now_iso(),
+                }
+            )
+        self._misses.put(key, (time.monotonic(), history))
+        raise SchemaNotFound(key, history)
 
     def validator(self, key: SchemaKey) -> Draft4Validator:
-        with self._lock:
-            validator = self._cache.get(key)
-        if validator is None:
-            validator = Draft4Validator(self.schema(key), format_checker=_format_checker)
-            with self._lock:
-                self._cache[key] = validator
-        return validator
+        return self.compiled(key)._full
+
+    def reports(self, uri: str, instance: Any) -> list[DataReport]:
+        """Reports for ``instance`` against ``uri``; raises SchemaNotFound or ValueError."""
+        return self.compiled(SchemaKey.parse(uri)).reports(instance)
 
     def errors(self, uri: str, instance: Any) -> list[str]:
         """Validation messages for ``instance`` against ``uri`` (empty when valid)."""
-        validator = self.validator(SchemaKey.parse(uri))
-        return [_message(error) for error in validator.iter_errors(instance)]
+        return [str(report) for report in self.reports(uri, instance)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._compiled.clear()
+            self._misses.clear()
 
 
-def _message(error: Any) -> str:
-    where = "/".join(str(p) for p in error.absolute_path)
-    return f"{where or '$'}: {error.message}"
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,101 +1,230 @@
-"""A local Snowplow collector on a loopback port that decodes and validates what it receives.
+"""The local collector: an ASGI app on uvicorn, in a background thread.
 
-It answers ``GET /i`` (and ``/ice.png``) and ``POST /com.snowplowanalytics.snowplow/tp2``,
-keeps every request and every event, and can be scripted to answer with other
-statuses, a ``Retry-After`` header or a delay, so tests can make a collector fail.
+``Collector`` is both the product (``snowplow-tracker collector``) and the
+fixture of the test suites: it keeps every request and every event, and can be
+scripted to answer with other statuses, a ``Retry-After`` header or a delay, so
+tests can make a collector fail.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from typing import Any, Optional
 
-from .iglu import Resolver
-from .validate import Event, ProtocolViolation, check_event, decode_post_body
+import uvicorn
 
-GIF = bytes.fromhex(
-    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+from .app import GIF, CollectorApp
+from .iglu import Repository, Resolver
+from .micro import Record
+from .store import DEFAULT_MAX_EVENTS, MemoryStore, SqliteStore, Store
+from .validate import (
+    CollectorPayload,
+    Event,
+    PayloadFailure,
+    ProtocolViolation,
+    check_event,
+    extract_events,
 )
-GET_PATHS = {"/i", "/ice.png", "/com.snowplowanalytics.snowplow/tp2"}
-POST_PATHS = {"/com.snowplowanalytics.snowplow/tp2"}
-MAX_BODY = 2_097_152
+
+__all__ = ["GIF", "Collector", "RequestRecord", "Response", "run_collector"]
+
+logger = logging.getLogger("snowplow_tracker.collector")
+STOP_TIMEOUT = 5.0
+_GRACE = 1.0  # seconds in-flight responses get to finish when the collector stops
 
 
 @dataclass(frozen=True)
 class Response:
-    """What the collector answers to one request."""
+    """What the collector answers to one tracking request."""
 
     status: int = 200
     delay: float = 0.0
-    retry_after: str | None = None
+    retry_after: Optional[str] = None
 
 
 @dataclass
 class RequestRecord:
+    """One tracking request as received, with the status it was answered with."""
+
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
     status: int
-    error: str | None = None
+    error: Optional[str] = None
+    query: str = ""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, made to stop at once instead of on its 0.1 s tick."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.exit_event: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        self.exit_event = asyncio.Event()
+        while not await self.on_tick(0):  # tick 0 refreshes the Date header
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.exit_event.wait(), 1.0)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()  # idle keep-alive connections close now
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _GRACE
+        while self.server_state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        for task in list(self.server_state.tasks):
+            task.cancel()
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
 
 
 class Collector:
-    """A collector running in a background thread; use as a context manager or start()/stop()."""
+    """A collector running in a background thread; use as a context manager or start()/stop().
+
+    ``schemas`` are directories of Iglu schemas (Iglu layout) searched before the
+    bundled Iglu Central copy; ``registries`` are remote Iglu registries, only asked
+    when given. ``db`` is a SQLite file to keep events in (default: memory only).
+    At most ``max_events`` events are kept.
+    """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, schemas: Iterable[str | Path] = ()
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        schemas: Iterable[str | Path] = (),
+        *,
+        db: str | Path | None = None,
+        max_events: int = DEFAULT_MAX_EVENTS,
+        registries: Iterable[str | Repository] = (),
+        log_events: bool = False,
     ) -> None:
-        self.resolver = Resolver(schemas)
+        self.resolver = Resolver(schemas, registries)
+        self.store: Store = (
+            SqliteStore(db, max_events) if db is not None else MemoryStore(max_events)
+        )
+        self.max_events = max_events
+        self.log_events = log_events
         self.events: list[Event] = []
         self.requests: list[RequestRecord] = []
         self.violations: list[str] = []
+        self.failures: list[PayloadFailure] = []
+        self.received = 0
         self._script: deque[Response] = deque()
         self._default = Response()
         self._lock = threading.Condition()
-        self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._socket = _bind(host, port)
+        self._app = CollectorApp(self)
+        self._server: _Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._startup_error: BaseException | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def host(self) -> str:
-        return str(self._server.server_address[0])
+        return str(self._socket.getsockname()[0])
 
     @property
     def endpoint(self) -> str:
         """``host:port``, as the Emitter's ``endpoint`` argument takes it."""
-        return f"{self.host}:{self.port}"
+        host = self.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
+    @property
+    def ui_url(self) -> str:
+        return f"{self.url}/micro/ui"
+
     def start(self) -> Collector:
+        if self._thread is not None:
+            return self
+        config = uvicorn.Config(
+            self._app,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            proxy_headers=False,
+            server_header=False,
+            http=_http_implementation(),
+            ws="none",
+            loop="asyncio",
+            timeout_keep_alive=30,
+            backlog=1024,
+        )
+        self._server = _Server(config)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._run, name=f"snowplow-collector-{self.port}", daemon=True
         )
         self._thread.start()
+        self._started.wait(STOP_TIMEOUT)
+        if self._startup_error is not None:
+            raise RuntimeError("the collector did not start") from self._startup_error
         return self
 
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            self._startup_error = exc
+            self._started.set()
+
+    async def _serve(self) -> None:
+        assert self._server is not None
+        self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._loop.call_soon(self._started.set)
+        await self._server.serve(sockets=[self._socket])
+
     def stop(self) -> None:
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        """Stop serving; bounded even with delayed responses in flight. Idempotent."""
+        server, loop = self._server, self._loop
+        if server is not None:
+            server.should_exit = True
+            if loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self._wake_all)
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(STOP_TIMEOUT)
+        self._socket.close()
+        self.store.close()
+
+    def _wake_all(self) -> None:
+        if self._stopped is not None:
+            self._stopped.set()
+        if self._server is not None and self._server.exit_event is not None:
+            self._server.exit_event.set()
+
+    async def _sleep(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if the collector stops."""
+        if self._stopped is None:
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), delay)
 
     def __enter__(self) -> Collector:
         return self.start()
@@ -121,12 +250,21 @@ class Collector:
                 )
 
     def reset(self) -> None:
+        """Forget everything received and every scripted answer."""
+        with self._lock:
+            self._script.clear()
+            self._default = Response()
+        self.clear_events()
+
+    def clear_events(self) -> None:
+        """Forget everything received (what ``/micro/reset`` does)."""
         with self._lock:
             self.events.clear()
             self.requests.clear()
             self.violations.clear()
-            self._script.clear()
-            self._default = Response()
+            self.failures.clear()
+            self.received = 0
+            self.store.reset()
 
     # -- results -------------------------------------------------------------------------------
 
@@ -135,116 +273,99 @@ class Collector:
             return [e for e in self.events if e.valid]
 
     def bad(self) -> list[Event]:
+        """Events that failed validation (a failed request is in ``bad_rows()``)."""
         with self._lock:
             return [e for e in self.events if not e.valid]
+
+    def bad_rows(self) -> list[Record]:
+        """Everything that became a bad row: bad events and failed requests, oldest first."""
+        with self._lock:
+            return sorted([*self.bad(), *self.failures], key=lambda r: r.id)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Event]:
         """Wait until at least ``count`` events arrived; return them all."""
         with self._lock:
-            self._lock.wait_for(lambda: len(self.events) >= count, timeout)
+            self._lock.wait_for(lambda: self.received >= count, timeout)
             return list(self.events)
 
-    # -- handling (called from server threads) -------------------------------------------------
+    # -- handling (called in the server's thread) ----------------------------------------------
 
     def _next_response(self) -> Response:
         with self._lock:
             return self._script.popleft() if self._script else self._default
 
-    def _record(self, record: RequestRecord, events: list[Event], violation: str | None) -> None:
+    def _ingest(self, payload: CollectorPayload, status: int) -> None:
+        headers = dict(payload.headers)
+        record = RequestRecord(
+            payload.method, payload.path, headers, payload.body, status, query=payload.query
+        )
+        records: list[Record] = []
+        events: list[Event] = []
+        if 200 <= status < 300:
+            try:
+                raws = extract_events(payload, self.resolver)
+            except ProtocolViolation as exc:
+                record.error = str(exc)
+                records.append(PayloadFailure(exc.bad_row_type, [str(exc)], exc.messages, payload))
+            else:
+                events = [check_event(payload.method, raw, self.resolver, payload) for raw in raws]
+                records.extend(events)
+        self.store.add(records)
         with self._lock:
             self.requests.append(record)
-            if violation is not None:
-                self.violations.append(violation)
             self.events.extend(events)
+            self.received += len(events)
+            for failure in records:
+                if isinstance(failure, PayloadFailure):
+                    self.violations.append(failure.errors[0])
+                    self.failures.append(failure)
+            self._trim()
             self._lock.notify_all()
+        if self.log_events:
+            for item in records:
+                _log(item)
 
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response:
-        response = self._next_response()
-        if response.delay:
-            self._stopping.wait(response.delay)
-        path, _, query = target.partition("?")
-        record = RequestRecord(method, path, headers, body, response.status)
-        events: list[Event] = []
-        violation = None
-        if 200 <= response.status < 300:
-            try:
-                events = self._decode(method, path, query, headers, body)
-            except ProtocolViolation as exc:
-                violation = record.error = str(exc)
-        self._record(record, events, violation)
-        return response
-
-    def _decode(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
-    ) -> list[Event]:
-        if method == "POST":
-            raws = decode_post_body(body, headers.get("content-type"), self.resolver)
-        else:
-            if not query:
-                raise ProtocolViolation("GET without a query string")
-            raws = [dict(parse_qsl(query, keep_blank_values=True))]
-        return [check_event(method, raw, self.resolver) for raw in raws]
+    def _trim(self) -> None:
+        for items in (self.events, self.requests, self.violations, self.failures):
+            excess = len(items) - self.max_events
+            if excess > self.max_events // 10:
+                del items[:excess]
 
 
-def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return
-
-        def do_GET(self) -> None:
-            path = urlsplit(self.path).path
-            if path == "/health":
-                self._reply(200, b"OK", "text/plain")
-            elif path in GET_PATHS:
-                self._track("GET", b"")
-            else:
-                self._reply(404, b"not found", "text/plain")
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._reply(413, b"payload too large", "text/plain", close=True)
-                return
-            body = self.rfile.read(length)
-            if urlsplit(self.path).path in POST_PATHS:
-                self._track("POST", body)
-            else:
-                self._reply(404, b"not found", "text/plain")
-
-        def _track(self, method: str, body: bytes) -> None:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            response = collector.handle(method, self.path, headers, body)
-            extra = {"Retry-After": response.retry_after} if response.retry_after else {}
-            if method == "GET":
-                self._reply(response.status, GIF, "image/gif", extra=extra)
-            else:
-                self._reply(response.status, b"ok", "text/plain", extra=extra)
-
-        def _reply(
-            self,
-            status: int,
-            body: bytes,
-            content_type: str,
-            *,
-            extra: dict[str, str] | None = None,
-            close: bool = False,
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (extra or {}).items():
-                self.send_header(name, value)
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(body)
-
-    return Handler
+def _log(record: Record) -> None:
+    if record.valid and isinstance(record, Event):
+        logger.info(
+            "GOOD id:%s app_id:%s type:%s",
+            record.raw.get("eid"),
+            record.raw.get("aid"),
+            record.event_type,
+        )
+    else:
+        logger.warning("BAD %s: %s", record.bad_row_type, "; ".join(record.errors)[:2000])
 
 
-def run_collector(port: int = 0, schemas: Iterable[str | Path] = ()) -> Collector:
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _http_implementation() -> Any:
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - httptools is in the collector extra
+        return "h11"
+    return "httptools"
+
+
+def run_collector(port: int = 0, schemas: Iterable[str | Path] = (), **options: Any) -> Collector:
     """Start a collector on ``127.0.0.1:port`` (0: a free port) and return it."""
-    return Collector("127.0.0.1", port, schemas).start()
+    return Collector("127.0.0.1", port, schemas, **options).start()

@@ -1,4 +1,19 @@
-"""Decoding and validating tracker-protocol events, in the stages of the real pipeline."""
+"""Decoding and validating tracker-protocol events, in the stages of the real pipeline.
+
+1. The collector: a body over the size limit is a ``size_violation``; a body that
+   is not UTF-8 text a ``collector_payload_format_violation``.
+2. The adapter turns one request into raw events; if that fails the whole request
+   is one bad row: ``tracker_protocol_violations`` for the Snowplow tracker
+   protocol (tp2), ``adapter_failures`` for tp1 and unknown vendor/version paths.
+3. Per event, like Enrich's EnrichmentManager: atomic fields are parsed and
+   self-describing events and entities validated against their Iglu schemas
+   (``schema_violations``); then the enrichments run (``enrichment_failures``,
+   reported only if there was no schema violation); then atomic field lengths
+   are checked (``schema_violations`` against ``atomic``).
+
+Each failure is kept twice: as a readable line in ``errors`` and as a structured
+message in ``messages``, the form Snowplow's bad rows use.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +21,72 @@ import base64
 import binascii
 import json
 import re
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from .iglu import Resolver, SchemaKey, SchemaNotFound
 
-EVENT_TYPES = {"pv", "pp", "se", "ue", "tr", "ti", "ev"}
-PLATFORMS = {"web", "mob", "pc", "srv", "app", "tv", "cnsl", "iot", "headset"}
-ACCEPTED_CONTENT_TYPES = {
-    "application/json",
-    "application/json; charset=utf-8",
+TRACKER_PROTOCOL_VIOLATIONS = "tracker_protocol_violations"
+ADAPTER_FAILURES = "adapter_failures"
+SCHEMA_VIOLATIONS = "schema_violations"
+ENRICHMENT_FAILURES = "enrichment_failures"
+SIZE_VIOLATION = "size_violation"
+COLLECTOR_PAYLOAD_FORMAT_VIOLATION = "collector_payload_format_violation"
+
+SNOWPLOW = "com.snowplowanalytics.snowplow"
+ATOMIC = "iglu:com.snowplowanalytics.snowplow/atomic/jsonschema/1-0-0"
+MAX_PAYLOAD_SIZE = 1_048_576  # networking.maxPayloadSize: above it, a size_violation
+MAX_JSON_DEPTH = 40
+TP1_PATHS = frozenset({"/i", "/ice.png", "/com.snowplowanalytics.snowplow/tp1"})
+TP2_PATH = "/com.snowplowanalytics.snowplow/tp2"
+ACCEPTED_CONTENT_TYPES = frozenset(
+    {"application/json", "application/json; charset=utf-8", "application/json; charset=UTF-8"}
+)
+EVENT_TYPES = {
+    "pv": "page_view",
+    "pp": "page_ping",
+    "se": "struct",
+    "ev": "struct",
+    "ue": "unstruct",
+    "tr": "transaction",
+    "ti": "transaction_item",
+    "ad": "ad_impression",
 }
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_DIMENSIONS = re.compile(r"^\d+x\d+$")
-_INT = re.compile(r"^-?\d+$")
-_DECIMAL = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+PLATFORMS = frozenset({"web", "mob", "pc", "srv", "app", "tv", "cnsl", "iot", "headset"})
+_INT32 = 2**31
+_MIN_MS, _MAX_MS = -62_167_219_200_000, 253_402_300_799_999  # years 0 to 9999
 
 
-@dataclass
+@dataclass(eq=False)
+class CollectorPayload:
+    """One request as the collector received it (Snowplow's CollectorPayload)."""
+
+    method: str
+    path: str
+    query: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    content_type: str | None = None
+    timestamp: float = field(default_factory=time.time)
+    ip: str | None = None
+    useragent: str | None = None
+    referer: str | None = None
+    network_userid: str | None = None
+    hostname: str | None = None
+
+    @property
+    def api(self) -> tuple[str, str]:
+        """The adapter's (vendor, version), as Enrich names them."""
+        if self.path in ("/i", "/ice.png"):
+            return SNOWPLOW, "tp1"
+        vendor, _, version = self.path.strip("/").partition("/")
+        return vendor, version
+
+
+@dataclass(eq=False)
 class Event:
     """One event as the collector received it, decoded, with any validation errors."""
 
@@ -32,6 +95,10 @@ class Event:
     errors: list[str] = field(default_factory=list)
     unstruct_event: dict[str, Any] | None = None
     contexts: list[dict[str, Any]] = field(default_factory=list)
+    bad_row_type: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    payload: CollectorPayload | None = None
+    id: int = 0
 
     @property
     def valid(self) -> bool:
@@ -44,148 +111,552 @@ class Event:
         return self.raw.get(name, default)
 
     @property
+    def event_type(self) -> str | None:
+        """The enriched event name: page_view, struct, unstruct, transaction..."""
+        return EVENT_TYPES.get(self.raw.get("e", ""))
+
+    @property
     def event_schema(self) -> str | None:
         if self.unstruct_event is None:
             return None
         schema = self.unstruct_event.get("schema")
         return schema if isinstance(schema, str) else None
 
+    @property
+    def context_schemas(self) -> list[str]:
+        return [c["schema"] for c in self.contexts if isinstance(c.get("schema"), str)]
+
+    def fail(self, kind: str, error: str, message: dict[str, Any]) -> None:
+        # A schema violation outranks an enrichment failure, as in Enrich's createBadRow.
+        if self.bad_row_type is None or kind == SCHEMA_VIOLATIONS:
+            self.bad_row_type = kind
+        self.errors.append(error)
+        self.messages.append(message)
+
 
 class ProtocolViolation(ValueError):
-    """The whole request breaks the tracker protocol (a tracker_protocol_violations bad row)."""
+    """The whole request fails before any event exists: one bad row for all its events."""
+
+    def __init__(
+        self,
+        message: str,
+        structured: dict[str, Any] | None = None,
+        bad_row_type: str = TRACKER_PROTOCOL_VIOLATIONS,
+    ) -> None:
+        super().__init__(message)
+        self.bad_row_type = bad_row_type
+        self.messages = [structured or {"field": "payload", "value": None, "expectation": message}]
+
+
+@dataclass(eq=False)
+class PayloadFailure:
+    """A bad row for a whole request (tracker protocol, adapter, size, format)."""
+
+    bad_row_type: str
+    errors: list[str]
+    messages: list[dict[str, Any]]
+    payload: CollectorPayload
+    id: int = 0
+    valid = False
+
+    @property
+    def method(self) -> str:
+        return self.payload.method
+
+
+def _expectation(name: str, value: str | None, expectation: str) -> dict[str, Any]:
+    return {"field": name, "value": value, "expectation": expectation}
+
+
+# -- stages 1 and 2: the request ------------------------------------------------------------------
+
+
+def extract_events(payload: CollectorPayload, resolver: Resolver) -> list[dict[str, str]]:
+    """The raw events of one request; raises ProtocolViolation for the whole request."""
+    if len(payload.body) > MAX_PAYLOAD_SIZE:
+        raise ProtocolViolation(
+            f"payload is {len(payload.body)} bytes, more than the {MAX_PAYLOAD_SIZE} allowed",
+            {
+                "maximumAllowedSizeBytes": MAX_PAYLOAD_SIZE,
+                "actualSizeBytes": len(payload.body),
+                "expectation": "a payload no larger than maxPayloadSize",
+            },
+            SIZE_VIOLATION,
+        )
+    if payload.path in TP1_PATHS:
+        if not payload.query:
+            raise ProtocolViolation(
+                "empty querystring: no event in the request",
+                _expectation("querystring", None, "non-empty querystring"),
+                ADAPTER_FAILURES,
+            )
+        return [dict(parse_qsl(payload.query, keep_blank_values=True))]
+    if payload.path != TP2_PATH:
+        vendor, version = payload.api
+        raise ProtocolViolation(
+            f"vendor/version combination {vendor}/{version} is not supported",
+            _expectation(
+                "vendor/version",
+                f"{vendor}/{version}",
+                "vendor/version combination is not supported",
+            ),
+            ADAPTER_FAILURES,
+        )
+    query = dict(parse_qsl(payload.query, keep_blank_values=True)) if payload.query else {}
+    if not payload.body:
+        if not query:
+            raise ProtocolViolation(
+                "empty body and empty querystring: not a valid tracker protocol event",
+                _expectation("body", None, "empty body: not a valid tracker protocol event"),
+            )
+        return [query]
+    events = decode_post_body(payload.body, payload.content_type, resolver)
+    if query:  # query-string parameters on a POST override every event's own
+        for event in events:
+            event.update(query)
+    return events
 
 
 def decode_post_body(
     body: bytes, content_type: str | None, resolver: Resolver
 ) -> list[dict[str, str]]:
     """The events of a tp2 POST body; raises ProtocolViolation for the whole batch."""
-    if (content_type or "").lower() not in ACCEPTED_CONTENT_TYPES:
-        raise ProtocolViolation(f"content type {content_type!r} is not accepted")
+    if content_type not in ACCEPTED_CONTENT_TYPES:
+        raise ProtocolViolation(
+            f"content type {content_type!r} is not accepted: use application/json",
+            _expectation(
+                "contentType",
+                content_type,
+                "expected one of " + ", ".join(sorted(ACCEPTED_CONTENT_TYPES)),
+            ),
+        )
     try:
-        document = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolViolation(f"body is not JSON: {exc}") from exc
-    if not isinstance(document, dict) or set(document) != {"schema", "data"}:
-        raise ProtocolViolation("body is not a self-describing JSON")
-    schema = document["schema"]
-    try:
-        key = SchemaKey.parse(schema)
-    except ValueError as exc:
-        raise ProtocolViolation(str(exc)) from exc
-    if (key.vendor, key.name, key.model) != ("com.snowplowanalytics.snowplow", "payload_data", "1"):
-        raise ProtocolViolation(f"schema {schema} does not match payload_data 1-*-*")
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolViolation(
+            f"body is not UTF-8 text: {exc}",
+            {"error": f"body is not UTF-8: {exc}"},
+            COLLECTOR_PAYLOAD_FORMAT_VIOLATION,
+        ) from exc
+    document = _parse_json("body", text, ProtocolViolation)
+    schema = _self_describing_schema("body", document, ProtocolViolation)
+    criterion = f"iglu:{SNOWPLOW}/payload_data/jsonschema/1-0-*"
+    if not schema.startswith(criterion[:-1]):
+        raise ProtocolViolation(
+            f"body: schema {schema} does not match {criterion}",
+            {"schemaKey": schema, "schemaCriterion": criterion},
+        )
     data = document["data"]
     if isinstance(data, list) and not data:
-        raise ProtocolViolation("empty list of events")
+        raise ProtocolViolation(
+            "empty list of events", _expectation("data", "[]", "empty list of events")
+        )
+    problem = _iglu_problem(schema, data, resolver)
+    if problem is not None:
+        raise ProtocolViolation(f"body: {problem[0]}", problem[1])
+    return data  # type: ignore[no-any-return]  # validated: a list of objects of strings
+
+
+def _parse_json(name: str, text: str, failure: Callable[..., Exception]) -> Any:
     try:
-        errors = resolver.errors(schema, data)
+        document = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise failure(
+            f"{name}: not valid JSON: {str(exc)[:200]}",
+            {"field": name, "value": text[:1000], "error": str(exc)[:500]},
+        ) from None
+    if _too_deep(document):
+        raise failure(
+            f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels",
+            {"field": name, "value": text[:1000], "error": "maximum JSON depth exceeded"},
+        )
+    return document
+
+
+def _too_deep(document: Any) -> bool:
+    if not isinstance(document, (dict, list)):
+        return False
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def _self_describing_schema(name: str, document: Any, failure: Callable[..., Exception]) -> str:
+    if not isinstance(document, dict) or "schema" not in document or "data" not in document:
+        raise failure(
+            f"{name}: not self-describing JSON (needs schema and data)",
+            {"json": _clip(document), "error": "INVALID_DATA_PAYLOAD"},
+        )
+    schema = document["schema"]
+    try:
+        SchemaKey.parse(schema)
+    except ValueError:
+        raise failure(
+            f"{name}: schema {str(schema)[:200]!r} is not an Iglu URI",
+            {"json": _clip(document), "error": "INVALID_IGLUURI"},
+        ) from None
+    return str(schema)
+
+
+def _clip(document: Any) -> Any:
+    # Bad rows keep the offending JSON, but not megabytes of it.
+    text = json.dumps(document)
+    return document if len(text) <= 2000 else text[:2000]
+
+
+def _iglu_problem(uri: str, instance: Any, resolver: Resolver) -> tuple[str, dict[str, Any]] | None:
+    """None if valid, else (readable error, bad-row IgluError message)."""
+    try:
+        reports = resolver.reports(uri, instance)
     except SchemaNotFound as exc:
-        raise ProtocolViolation(str(exc)) from exc
-    if errors:
-        raise ProtocolViolation("payload_data: " + "; ".join(errors))
-    return list(data)
+        return (
+            f"schema {uri} not found (looked in: "
+            + ", ".join(h["repository"] for h in exc.lookup_history)
+            + ")",
+            {
+                "schemaKey": uri,
+                "error": {"error": "ResolutionError", "lookupHistory": exc.lookup_history},
+            },
+        )
+    if not reports:
+        return None
+    return (
+        f"{uri} invalid: " + "; ".join(str(r) for r in reports[:20]),
+        {
+            "schemaKey": uri,
+            "error": {"error": "ValidationError", "dataReports": [r.as_json() for r in reports]},
+        },
+    )
 
 
-def check_event(method: str, raw: dict[str, str], resolver: Resolver) -> Event:
-    """Decode one event's JSON fields and check its atomic fields and schemas."""
-    event = Event(method, raw)
+# -- stage 3: each event -------------------------------------------------------------------------
+
+
+def check_event(
+    method: str, raw: dict[str, str], resolver: Resolver, payload: CollectorPayload | None = None
+) -> Event:
+    """Decode one event's JSON fields and check it as Enrich would."""
+    event = Event(method, raw, payload=payload)
     _check_atomic(event)
-    event.unstruct_event = _self_describing(event, ("ue_px", "ue_pr"), "unstruct_event", resolver)
-    contexts = _self_describing(event, ("cx", "co"), "contexts", resolver)
-    if contexts is not None and isinstance(contexts.get("data"), list):
-        event.contexts = contexts["data"]
-    if event.unstruct_event is not None:
-        _check_entity(event, event.unstruct_event, "event", resolver)
-    for index, entity in enumerate(event.contexts):
-        _check_entity(event, entity, f"context[{index}]", resolver)
-    if raw.get("e") == "ue" and event.unstruct_event is None:
-        event.errors.append("e=ue without ue_pr or ue_px")
+    _check_unstruct(event, resolver)
+    _check_contexts(event, resolver)
+    if event.bad_row_type is None:
+        _check_enrichments(event)
+    _check_lengths(event)
     return event
+
+
+def _atomic_error(event: Event, name: str, message: str, keyword: str | None = None) -> None:
+    value = event.raw.get(name)
+    shown = "" if value is None else f": {value[:200]!r}"
+    event.fail(
+        SCHEMA_VIOLATIONS,
+        f"{name}: {message}{shown}",
+        {
+            "schemaKey": ATOMIC,
+            "error": {
+                "error": "ValidationError",
+                "dataReports": [
+                    {
+                        "message": f"{message}{shown}",
+                        "path": name,
+                        "keyword": keyword,
+                        "targets": [],
+                    }
+                ],
+            },
+        },
+    )
+
+
+def _is_int(value: str, low: int = -_INT32, high: int = _INT32 - 1) -> bool:
+    digits = value[1:] if value[:1] in ("-", "+") else value
+    # isascii: int() would also take other scripts' digits, spaces and underscores.
+    return digits.isascii() and digits.isdigit() and low <= int(value) <= high
+
+
+def _is_ms(value: str) -> bool:
+    return _is_int(value, _MIN_MS, _MAX_MS)
+
+
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
+def _is_decimal(value: str) -> bool:
+    # What Java's BigDecimal parses; "null" is how trackers send no value.
+    return value == "null" or _DECIMAL.fullmatch(value) is not None
+
+
+def _is_dimensions(value: str) -> bool:
+    width, sep, height = value.partition("x")
+    return bool(sep) and width.isdigit() and height.isdigit() and _is_int(width) and _is_int(height)
+
+
+def _is_uuid(value: str) -> bool:
+    # Enrich wants a UUID in its canonical lowercase form.
+    return (
+        len(value) == 36
+        and value[8] == value[13] == value[18] == value[23] == "-"
+        and all(c in "0123456789abcdef" for c in value.replace("-", ""))
+    )
+
+
+def _is_flag(value: str) -> bool:
+    return value in ("0", "1")
+
+
+_PARSERS: dict[str, tuple[Callable[[str], bool], str]] = {
+    "eid": (_is_uuid, "Not a valid UUID"),
+    "sid": (_is_uuid, "Not a valid UUID"),
+    "dtm": (_is_ms, "Not in the expected format: ms since epoch"),
+    "stm": (_is_ms, "Not in the expected format: ms since epoch"),
+    "ttm": (_is_ms, "Not in the expected format: ms since epoch"),
+    "vid": (_is_int, "Not a valid integer"),
+    "tid": (_is_int, "Not a valid integer"),
+    "ti_qu": (_is_int, "Not a valid integer"),
+    "pp_mix": (_is_int, "Not a valid integer"),
+    "pp_max": (_is_int, "Not a valid integer"),
+    "pp_miy": (_is_int, "Not a valid integer"),
+    "pp_may": (_is_int, "Not a valid integer"),
+    "se_va": (_is_decimal, "Not a valid decimal"),
+    "ev_va": (_is_decimal, "Not a valid decimal"),
+    "tr_tt": (_is_decimal, "Not a valid decimal"),
+    "tr_tx": (_is_decimal, "Not a valid decimal"),
+    "tr_sh": (_is_decimal, "Not a valid decimal"),
+    "ti_pr": (_is_decimal, "Not a valid decimal"),
+    "res": (_is_dimensions, "Does not conform to regex (\\d+)x(\\d+)"),
+    "vp": (_is_dimensions, "Does not conform to regex (\\d+)x(\\d+)"),
+    "ds": (_is_dimensions, "Does not conform to regex (\\d+)x(\\d+)"),
+    "cookie": (_is_flag, "Cannot be converted to Boolean: expected 1 or 0"),
+    **{
+        name: (_is_flag, "Cannot be converted to Boolean: expected 1 or 0")
+        for name in (
+            "f_pdf",
+            "f_fla",
+            "f_java",
+            "f_dir",
+            "f_qt",
+            "f_realp",
+            "f_wma",
+            "f_gears",
+            "f_ag",
+        )
+    },
+}
 
 
 def _check_atomic(event: Event) -> None:
     raw = event.raw
     for name in ("e", "p", "tv"):
         if not raw.get(name):
-            event.errors.append(f"{name}: required")
-    if "e" in raw and raw["e"] not in EVENT_TYPES:
-        event.errors.append(f"e: not a valid event type: {raw['e']!r}")
-    if "p" in raw and raw["p"] not in PLATFORMS:
-        event.errors.append(f"p: not a valid platform: {raw['p']!r}")
-    for name in ("eid", "sid"):
-        if name in raw and not _UUID.match(raw[name]):
-            event.errors.append(f"{name}: not a valid UUID: {raw[name]!r}")
-    for name in ("dtm", "stm", "ttm", "vid", "ti_qu", "tid"):
-        if name in raw and not _INT.match(raw[name]):
-            event.errors.append(f"{name}: not an integer: {raw[name]!r}")
-    for name in ("se_va", "tr_tt", "tr_tx", "tr_sh", "ti_pr"):
-        if name in raw and not _DECIMAL.match(raw[name]):
-            event.errors.append(f"{name}: not a number: {raw[name]!r}")
-    for name in ("res", "vp", "ds"):
-        if name in raw and not _DIMENSIONS.match(raw[name]):
-            event.errors.append(f"{name}: not WIDTHxHEIGHT: {raw[name]!r}")
-    for name in ("tr_cu", "ti_cu"):
-        if len(raw.get(name, "")) > 3:
-            event.errors.append(f"{name}: longer than 3 characters")
+            _atomic_error(event, name, "Field is required by the tracker protocol")
+    kind = raw.get("e")
+    if kind and kind not in EVENT_TYPES:
+        _atomic_error(event, "e", "Not a valid event type")
+    platform = raw.get("p")
+    if platform and platform not in PLATFORMS:
+        _atomic_error(event, "p", "Not a valid platform")
+    for name, value in raw.items():
+        parser = _PARSERS.get(name)
+        if parser is not None and not parser[0](value):
+            _atomic_error(event, name, parser[1])
 
 
-def _self_describing(
-    event: Event, names: tuple[str, str], wrapper: str, resolver: Resolver
-) -> dict[str, Any] | None:
-    encoded, plain = names
+# Enrich's default validation.atomicFieldsLimits, by tracker parameter.
+FIELD_LIMITS: dict[str, int] = {
+    "e": 128,
+    "p": 255,
+    "tv": 100,
+    "tna": 128,
+    "aid": 255,
+    "eid": 36,
+    "tz": 255,
+    "uid": 255,
+    "duid": 128,
+    "sid": 128,
+    "nuid": 128,
+    "tnuid": 128,
+    "ip": 128,
+    "ua": 1000,
+    "lang": 255,
+    "cv": 100,
+    "url": 10000,
+    "page": 2000,
+    "refr": 10000,
+    "cd": 12,
+    "cs": 128,
+    "fp": 128,
+    "se_ca": 1000,
+    "se_ac": 1000,
+    "se_la": 4096,
+    "se_pr": 1000,
+    "tr_id": 255,
+    "tr_af": 255,
+    "tr_ci": 255,
+    "tr_st": 255,
+    "tr_co": 255,
+    "tr_cu": 3,
+    "ti_id": 255,
+    "ti_sk": 255,
+    "ti_nm": 255,
+    "ti_na": 255,
+    "ti_ca": 255,
+    "ti_cu": 3,
+}
+
+
+def _check_lengths(event: Event) -> None:
+    limits = FIELD_LIMITS
+    for name, value in event.raw.items():
+        limit = limits.get(name)
+        if limit is not None and len(value) > limit:
+            event.fail(
+                SCHEMA_VIOLATIONS,
+                f"{name}: {len(value)} characters, longer than the maximum {limit}",
+                {
+                    "schemaKey": ATOMIC,
+                    "error": {
+                        "error": "ValidationError",
+                        "dataReports": [
+                            {
+                                "message": f"Field is longer than maximum allowed size {limit}",
+                                "path": name,
+                                "keyword": "maxLength",
+                                "targets": [str(limit)],
+                            }
+                        ],
+                    },
+                },
+            )
+
+
+class _EventFailure(Exception):
+    def __init__(self, error: str, message: dict[str, Any]) -> None:
+        super().__init__(error)
+        self.error = error
+        self.message = message
+
+
+def _decoded_field(event: Event, encoded: str, plain: str) -> tuple[str, str] | None:
+    """(parameter name, JSON text) of a field sent base64url-encoded or plain, if present."""
     if encoded in event.raw:
-        text = _b64decode(event, encoded)
-    elif plain in event.raw:
-        text = event.raw[plain]
-    else:
+        value = event.raw[encoded]
+        try:
+            padded = value + "=" * (-len(value) % 4)
+            text = base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeError, ValueError) as exc:
+            raise _EventFailure(
+                f"{encoded}: not URL-safe base64 of UTF-8 text",
+                {"field": encoded, "value": value[:1000], "error": f"not base64url: {exc}"},
+            ) from None
+        return encoded, text
+    if plain in event.raw:
+        return plain, event.raw[plain]
+    return None
+
+
+def _wrapper(event: Event, names: tuple[str, str], wrapper: str, resolver: Resolver) -> Any:
+    """The validated wrapper's ``data`` (or None if absent); raises _EventFailure."""
+    found = _decoded_field(event, *names)
+    if found is None:
         return None
-    if text is None:
-        return None
+    name, text = found
+    document = _parse_json(name, text, _EventFailure)
+    schema = _self_describing_schema(name, document, _EventFailure)
+    criterion = f"iglu:{SNOWPLOW}/{wrapper}/jsonschema/1-0-*"
+    if not schema.startswith(criterion[:-1]):
+        raise _EventFailure(
+            f"{name}: schema {schema} does not match {criterion}",
+            {"schemaKey": schema, "schemaCriterion": criterion},
+        )
+    problem = _iglu_problem(schema, document["data"], resolver)
+    if problem is not None:
+        raise _EventFailure(f"{name}: {problem[0]}", problem[1])
+    return document["data"]
+
+
+def _check_entity(event: Event, label: str, entity: Any, resolver: Resolver) -> None:
     try:
-        document = json.loads(text)
-    except ValueError:
-        event.errors.append(f"{encoded}/{plain}: not JSON")
-        return None
-    if not isinstance(document, dict) or not isinstance(document.get("schema"), str):
-        event.errors.append(f"{encoded}/{plain}: not self-describing JSON")
-        return None
-    expected = f"iglu:com.snowplowanalytics.snowplow/{wrapper}/jsonschema/1-0-"
-    if not document["schema"].startswith(expected):
-        event.errors.append(f"{encoded}/{plain}: schema is not {wrapper} 1-0-*")
-        return None
-    _add_schema_errors(event, document["schema"], document.get("data"), wrapper, resolver)
-    data = document.get("data")
-    if wrapper == "unstruct_event":
-        return data if isinstance(data, dict) else None
-    return document
+        schema = _self_describing_schema(label, entity, _EventFailure)
+    except _EventFailure as failure:
+        event.fail(SCHEMA_VIOLATIONS, failure.error, failure.message)
+        return
+    problem = _iglu_problem(schema, entity["data"], resolver)
+    if problem is not None:
+        event.fail(SCHEMA_VIOLATIONS, f"{label}: {problem[0]}", problem[1])
 
 
-def _b64decode(event: Event, name: str) -> str | None:
-    value = event.raw[name]
+def _check_unstruct(event: Event, resolver: Resolver) -> None:
     try:
-        padded = value + "=" * (-len(value) % 4)
-        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
-    except (binascii.Error, UnicodeError, ValueError):
-        event.errors.append(f"{name}: not URL-safe base64 of UTF-8 text")
-        return None
-
-
-def _check_entity(event: Event, entity: Any, label: str, resolver: Resolver) -> None:
-    if not isinstance(entity, dict) or not isinstance(entity.get("schema"), str):
-        event.errors.append(f"{label}: not self-describing JSON")
+        data = _wrapper(event, ("ue_px", "ue_pr"), "unstruct_event", resolver)
+    except _EventFailure as failure:
+        event.fail(SCHEMA_VIOLATIONS, failure.error, failure.message)
         return
-    _add_schema_errors(event, entity["schema"], entity.get("data"), label, resolver)
+    if data is None:
+        return
+    if isinstance(data, dict):
+        event.unstruct_event = data
+    _check_entity(event, "unstruct event", data, resolver)
 
 
-def _add_schema_errors(
-    event: Event, uri: str, instance: Any, label: str, resolver: Resolver
-) -> None:
+def _check_contexts(event: Event, resolver: Resolver) -> None:
     try:
-        errors = resolver.errors(uri, instance)
-    except SchemaNotFound as exc:
-        event.errors.append(f"{label}: {exc}")
+        data = _wrapper(event, ("cx", "co"), "contexts", resolver)
+    except _EventFailure as failure:
+        event.fail(SCHEMA_VIOLATIONS, failure.error, failure.message)
         return
-    except ValueError as exc:
-        event.errors.append(f"{label}: {exc}")
+    if not isinstance(data, list):
         return
-    event.errors.extend(f"{label} {uri}: {message}" for message in errors)
+    event.contexts = [entity for entity in data if isinstance(entity, dict)]
+    for index, entity in enumerate(data):
+        _check_entity(event, f"context[{index}]", entity, resolver)
+
+
+def _check_enrichments(event: Event) -> None:
+    kind = event.raw.get("e")
+    if kind == "ad":
+        event.fail(
+            ENRICHMENT_FAILURES,
+            "e: the legacy ad_impression event (e=ad) has no schema; track a self-describing "
+            "ad_impression event instead",
+            {
+                "enrichment": None,
+                "message": _expectation("event", "ad_impression", "an event type with a schema"),
+            },
+        )
+    elif kind == "ue" and event.unstruct_event is None:
+        event.fail(
+            ENRICHMENT_FAILURES,
+            "e: an unstructured event (e=ue) without ue_pr or ue_px",
+            {
+                "enrichment": None,
+                "message": _expectation("unstruct_event", None, "ue_pr or ue_px for an e=ue event"),
+            },
+        )
+
+
+def iter_entities(event: Event) -> Iterator[dict[str, Any]]:
+    """The self-describing event (if any) and the entities of an event."""
+    if event.unstruct_event is not None:
+        yield event.unstruct_event
+    yield from event.contexts
+
+
+def decode_entities(event: Event) -> None:
+    """Fill ``unstruct_event`` and ``contexts`` from the raw fields, without validating."""
+    for names, wrapper in ((("ue_px", "ue_pr"), "unstruct"), (("cx", "co"), "contexts")):
+        try:
+            found = _decoded_field(event, *names)
+            document = json.loads(found[1]) if found else None
+        except (_EventFailure, ValueError, RecursionError):
+            continue
+        data = document.get("data") if isinstance(document, dict) else None
+        if wrapper == "unstruct" and isinstance(data, dict):
+            event.unstruct_event = data
+        elif wrapper == "contexts" and isinstance(data, list):
+            event.contexts = [entity for entity in data if isinstance(entity, dict)]

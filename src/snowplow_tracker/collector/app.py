@@ -1,0 +1,467 @@
+"""The collector's ASGI application: the Snowplow collector's routes, Micro's REST API, the UI.
+
+A plain ASGI callable (no framework): the routes are few, and every microsecond
+spent routing is taken from event ingestion.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from email.utils import formatdate
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from . import micro
+from .enriched import enrich, event_schema, lossy
+from .iglu import SchemaKey, SchemaNotFound
+from .store import Query
+from .validate import CollectorPayload, Event
+
+if TYPE_CHECKING:
+    from .server import Collector
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+MAX_BODY = 2_097_152  # dropPayloadSize: above it, 413
+MAX_REQUEST_LINE = 20_480
+MAX_HEADERS = 40_960
+ANONYMOUS_NUID = "00000000-0000-0000-0000-000000000000"
+COOKIE_NAME = "sp"
+COOKIE_DAYS = 365
+_DROPPED_WHEN_ANONYMOUS = frozenset({"x-forwarded-for", "x-real-ip", "cookie"})
+MICRO_ENDPOINTS = [
+    "/micro/all",
+    "/micro/good",
+    "/micro/bad",
+    "/micro/reset",
+    "/micro/events",
+    "/micro/iglu/{vendor}/{name}/jsonschema/{version}",
+    "/micro/ui",
+]
+
+
+class _Reply:
+    def __init__(
+        self, status: int, body: bytes = b"", content_type: str = "text/plain; charset=utf-8"
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers: list[tuple[bytes, bytes]] = [(b"content-type", content_type.encode())]
+
+    def header(self, name: str, value: str) -> _Reply:
+        self.headers.append((name.encode("latin-1"), value.encode("latin-1")))
+        return self
+
+
+def _json(status: int, document: Any) -> _Reply:
+    return _Reply(status, json.dumps(document).encode(), "application/json")
+
+
+def _text(status: int, text: str) -> _Reply:
+    return _Reply(status, text.encode())
+
+
+class CollectorApp:
+    """Routes one HTTP request to the collector, Micro API or UI handlers."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self._ui_html: bytes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        reply = await self._route(scope, receive)
+        await _send(scope, send, reply)
+
+    async def _route(self, scope: Scope, receive: Receive) -> _Reply:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        query = scope["query_string"].decode("latin-1")
+        if len(path) + len(query) > MAX_REQUEST_LINE:
+            return _text(400, "request line too long")
+        if sum(len(k) + len(v) for k, v in headers) > MAX_HEADERS:
+            return _text(400, "headers too long")
+        origin = next((v for k, v in headers if k == "origin"), None)
+        if method == "OPTIONS":
+            return _cors(_Reply(200), origin, preflight=True)
+        body = await _read_body(receive, headers)
+        if body is None:
+            return _text(413, "payload too large")
+        if path.startswith("/micro"):
+            return _cors(await self._micro(method, path, query, body), origin)
+        if path == "/health" and method in ("GET", "HEAD"):
+            return _text(200, "ok")
+        if path == "/robots.txt" and method in ("GET", "HEAD"):
+            return _text(200, "User-agent: *\nDisallow: /\n")
+        if path == "/" and method in ("GET", "HEAD"):
+            return _Reply(302).header("location", "/micro/ui")
+        if path.startswith("/r/"):
+            return _text(404, "redirects disabled")
+        if _is_tracking(method, path):
+            return await self._track(scope, method, path, query, headers, body, origin)
+        return _text(404, "not found")
+
+    # -- tracking --------------------------------------------------------------------------------
+
+    async def _track(
+        self,
+        scope: Scope,
+        method: str,
+        path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        origin: str | None,
+    ) -> _Reply:
+        collector = self.collector
+        scripted = collector._next_response()
+        if scripted.delay:
+            await collector._sleep(scripted.delay)
+        anonymous = any(k == "sp-anonymous" for k, _ in headers)
+        cookie = None if anonymous else _cookie(headers)
+        nuid = _query_nuid(query) or cookie or str(uuid.uuid4())
+        if anonymous:
+            nuid = ANONYMOUS_NUID
+            headers = [(k, v) for k, v in headers if k not in _DROPPED_WHEN_ANONYMOUS]
+        payload = CollectorPayload(
+            method="GET" if method == "HEAD" else method,
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+            content_type=_header(headers, "content-type", lower=True),
+            timestamp=time.time(),
+            ip=None if anonymous else _client_ip(scope, headers),
+            useragent=_header(headers, "user-agent"),
+            referer=_header(headers, "referer"),
+            network_userid=nuid,
+            hostname=_header(headers, "host"),
+        )
+        collector._ingest(payload, scripted.status)
+        if method == "POST":
+            reply = _Reply(scripted.status, b"ok")
+        else:
+            reply = _Reply(scripted.status, GIF, "image/gif")
+            reply.header("cache-control", "no-cache, no-store, must-revalidate")
+        if scripted.retry_after:
+            reply.header("retry-after", scripted.retry_after)
+        _set_cookie(reply, nuid, anonymous, had_cookie=cookie is not None or anonymous)
+        return _cors(reply, origin)
+
+    # -- Micro API ---------------------------------------------------------------------------------
+
+    async def _micro(self, method: str, path: str, query: str, body: bytes) -> _Reply:
+        route = path.rstrip("/") or path
+        if method not in ("GET", "POST", "HEAD"):
+            return _text(405, "method not allowed")
+        try:
+            if route == "/micro/all":
+                return _json(200, self._summary())
+            if route == "/micro/good":
+                return self._good(body if method == "POST" else b"")
+            if route == "/micro/bad":
+                return self._bad(body if method == "POST" else b"")
+            if route == "/micro/reset":
+                self.collector.clear_events()
+                return _json(200, self._summary())
+            if route == "/micro/events":
+                return self._events(body if method == "POST" else b"")
+            if route.startswith("/micro/iglu/"):
+                return self._iglu(route[len("/micro/iglu/") :])
+            if route == "/micro/ui" or route == "/micro/ui/index.html":
+                return _Reply(200, self._ui(), "text/html; charset=utf-8")
+            if route.startswith("/micro/ui/api/"):
+                return self._ui_api(route[len("/micro/ui/api/") :], query)
+        except micro.FilterError as exc:
+            return _json(400, {"error": str(exc)})
+        return _json(404, {"error": f"unknown endpoint {path[:200]}", "endpoints": MICRO_ENDPOINTS})
+
+    def _summary(self) -> dict[str, int]:
+        good, bad = self.collector.store.counts()
+        return {"total": good + bad, "good": good, "bad": bad}
+
+    def _good(self, body: bytes) -> _Reply:
+        spec = micro.parse_filter(body, micro.GOOD_FILTER_FIELDS)
+        events = [
+            r
+            for r in self.collector.store.newest_first(True)
+            if isinstance(r, Event) and micro.good_matches(r, spec)
+        ]
+        return _json(200, [micro.good_event(e) for e in micro.limited(events, spec)])
+
+    def _bad(self, body: bytes) -> _Reply:
+        spec = micro.parse_filter(body, micro.BAD_FILTER_FIELDS)
+        records = [
+            r for r in self.collector.store.newest_first(False) if micro.bad_matches(r, spec)
+        ]
+        return _json(200, [micro.bad_event(r) for r in micro.limited(records, spec)])
+
+    def _events(self, body: bytes) -> _Reply:
+        spec = micro.parse_filter(body, frozenset({"page", "pageSize", "validEvents"}))
+        page, size = spec.get("page", 1), spec.get("pageSize", 50)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (page, size)):
+            raise micro.FilterError("page and pageSize must be positive integers")
+        valid = spec.get("validEvents")
+        events = (
+            [r for r in self.collector.store.newest_first(True) if isinstance(r, Event)]
+            if valid is not False
+            else []
+        )
+        total = len(events)
+        window = events[(page - 1) * size : page * size]
+        return _json(
+            200,
+            {
+                "events": [lossy(e) for e in window],
+                "totalItems": total,
+                "totalPages": (total + size - 1) // size,
+            },
+        )
+
+    def _iglu(self, rest: str) -> _Reply:
+        try:
+            key = SchemaKey.parse("iglu:" + rest)
+        except ValueError:
+            return _json(400, {"error": f"not a schema path: {rest[:200]}"})
+        try:
+            return _json(200, self.collector.resolver.schema(key))
+        except SchemaNotFound as exc:
+            history = {
+                h["repository"]: {k: v for k, v in h.items() if k != "repository"}
+                for h in exc.lookup_history
+            }
+            return _json(404, {"value": history})
+
+    # -- UI ----------------------------------------------------------------------------------------
+
+    def _ui(self) -> bytes:
+        if self._ui_html is None:
+            self._ui_html = resources.files(__package__).joinpath("ui.html").read_bytes()
+        return self._ui_html
+
+    def _ui_api(self, rest: str, query: str) -> _Reply:
+        store = self.collector.store
+        if rest == "records":
+            params = dict(parse_qsl(query))
+            try:
+                q = Query(
+                    kind=params.get("kind", "all")
+                    if params.get("kind") in ("good", "bad")
+                    else "all",
+                    event_type=params.get("event_type") or None,
+                    schema=params.get("schema") or None,
+                    app_id=params.get("app_id") or None,
+                    after=int(params.get("after", 0)),
+                    before=int(params["before"]) if params.get("before") else None,
+                    limit=max(1, min(int(params.get("limit", 100)), 500)),
+                )
+            except ValueError:
+                return _json(400, {"error": "after, before and limit must be integers"})
+            records = store.query(q)
+            return _json(
+                200,
+                {
+                    "summary": self._summary(),
+                    "facets": store.facets(),
+                    "records": [_summary(r) for r in records],
+                },
+            )
+        if rest.startswith("records/"):
+            try:
+                record = store.get(int(rest[len("records/") :]))
+            except ValueError:
+                record = None
+            if record is None:
+                return _json(404, {"error": "no such record"})
+            return _json(200, _detail(record))
+        return _json(404, {"error": "unknown UI endpoint"})
+
+
+def _summary(record: micro.Record) -> dict[str, Any]:
+    payload = record.payload
+    out: dict[str, Any] = {
+        "id": record.id,
+        "good": record.valid,
+        "method": record.method,
+        "timestamp": payload.timestamp * 1000 if payload else None,
+        "bad_row_type": record.bad_row_type,
+        "error": record.errors[0] if record.errors else None,
+        "error_count": len(record.errors),
+    }
+    if isinstance(record, Event):
+        raw = record.raw
+        out.update(
+            event_type=record.event_type or raw.get("e"),
+            schema=event_schema(record),
+            app_id=raw.get("aid"),
+            contexts=len(record.contexts),
+            label=_label(record),
+        )
+    else:
+        out.update(
+            event_type=None,
+            schema=None,
+            app_id=None,
+            contexts=0,
+            label=f"{record.method} {record.payload.path}",
+        )
+    return out
+
+
+def _label(event: Event) -> str:
+    raw = event.raw
+    kind = raw.get("e")
+    if kind == "pv":
+        return raw.get("page") or raw.get("url") or ""
+    if kind in ("se", "ev"):
+        return " / ".join(v for v in (raw.get("se_ca"), raw.get("se_ac"), raw.get("se_la")) if v)
+    if kind == "ue":
+        return "/".join((event.event_schema or "").replace("iglu:", "").split("/")[:2])
+    if kind == "tr":
+        return f"order {raw.get('tr_id', '')} total {raw.get('tr_tt', '')}"
+    if kind == "ti":
+        return f"{raw.get('ti_sk', '')} x {raw.get('ti_qu', '')}"
+    return ""
+
+
+def _detail(record: micro.Record) -> dict[str, Any]:
+    out = _summary(record)
+    out["errors"] = record.errors
+    out["bad_row"] = micro.bad_row(record) if not record.valid else None
+    if isinstance(record, Event):
+        out["parameters"] = record.raw
+        out["unstruct_event"] = record.unstruct_event
+        out["entities"] = record.contexts
+        out["enriched"] = {k: v for k, v in enrich(record).items() if v is not None}
+    else:
+        payload = record.payload
+        out["request"] = {
+            "path": payload.path,
+            "query": payload.query,
+            "content_type": payload.content_type,
+            "body": payload.body[:20_000].decode("utf-8", "replace"),
+        }
+    return out
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _is_tracking(method: str, path: str) -> bool:
+    if path in ("/i", "/ice.png"):
+        return method in ("GET", "HEAD")
+    parts = path.split("/")
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        return False
+    return method in ("GET", "HEAD", "POST")
+
+
+async def _read_body(receive: Receive, headers: list[tuple[str, str]]) -> bytes | None:
+    """The request body, or None if it is larger than MAX_BODY."""
+    declared = _header(headers, "content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(headers: list[tuple[str, str]], name: str, *, lower: bool = False) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.lower() if lower else value
+    return None
+
+
+def _cookie(headers: list[tuple[str, str]]) -> str | None:
+    for key, value in headers:
+        if key == "cookie":
+            for part in value.split(";"):
+                name, _, cookie = part.strip().partition("=")
+                if name == COOKIE_NAME and cookie:
+                    return cookie[:128]
+    return None
+
+
+def _query_nuid(query: str) -> str | None:
+    if "nuid=" not in query:
+        return None
+    return dict(parse_qsl(query)).get("nuid") or None
+
+
+def _client_ip(scope: Scope, headers: list[tuple[str, str]]) -> str | None:
+    forwarded = _header(headers, "x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[0].strip()[:128] or None
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def _set_cookie(reply: _Reply, nuid: str, anonymous: bool, *, had_cookie: bool) -> None:
+    if anonymous:
+        if had_cookie:  # expire the existing cookie
+            reply.header(
+                "set-cookie",
+                f"{COOKIE_NAME}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; "
+                "Path=/; Secure; HttpOnly; SameSite=None",
+            )
+        return
+    expires = formatdate(time.time() + COOKIE_DAYS * 86400, usegmt=True)
+    reply.header(
+        "set-cookie",
+        f"{COOKIE_NAME}={nuid}; Expires={expires}; Path=/; Secure; HttpOnly; SameSite=None",
+    )
+
+
+def _cors(reply: _Reply, origin: str | None, *, preflight: bool = False) -> _Reply:
+    reply.header("access-control-allow-origin", origin or "*")
+    reply.header("access-control-allow-credentials", "true")
+    if preflight:
+        reply.header("access-control-allow-headers", "Content-Type, SP-Anonymous")
+        reply.header("access-control-max-age", "3600")
+    return reply
+
+
+async def _send(scope: Scope, send: Send, reply: _Reply) -> None:
+    headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode())]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    body = b"" if scope["method"] == "HEAD" else reply.body
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+__all__ = ["GIF", "CollectorApp"]

@@ -1,0 +1,193 @@
+"""Helpers for testing code that tracks events, without a network.
+
+``CapturingEmitter`` keeps what a tracker sends, decoded, instead of sending it::
+
+    emitter = CapturingEmitter()
+    Tracker(emitter).track_page_view("http://example.com")
+    assert emitter.events[0].event_type == "page_view"
+
+``capture_events()`` catches the events of every :class:`Tracker` in the process,
+including trackers your application made at import time::
+
+    with capture_events() as events:
+        app.checkout(order)
+    assert [e.event_type for e in events] == ["transaction", "transaction_item"]
+    assert all(e.valid for e in events)        # validated against Iglu schemas
+
+Events are validated against Iglu schemas (bundled Iglu Central plus ``schemas``
+directories) when the ``collector`` extra is installed; otherwise they are only
+decoded and ``errors`` stays empty. For a real HTTP collector in tests, use the
+pytest fixture ``snowplow_collector`` (see :mod:`snowplow_tracker.pytest_plugin`).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .emitters import stringify
+from .payload import Payload
+from .tracker import Tracker
+
+__all__ = ["CapturedEvent", "CapturingEmitter", "capture_events"]
+
+_EVENT_TYPES = {
+    "pv": "page_view", "pp": "page_ping", "se": "struct", "ev": "struct", "ue": "unstruct",
+    "tr": "transaction", "ti": "transaction_item", "ad": "ad_impression",
+}  # fmt: skip
+
+
+@dataclass
+class CapturedEvent:
+    """One tracked event: its wire parameters, decoded, with any validation errors."""
+
+    raw: dict[str, str]
+    unstruct_event: Optional[dict[str, Any]] = None
+    contexts: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def event_type(self) -> Optional[str]:
+        """page_view, struct, unstruct, transaction, transaction_item..."""
+        return _EVENT_TYPES.get(self.raw.get("e", ""))
+
+    @property
+    def schema(self) -> Optional[str]:
+        """The self-describing event's schema URI, if it is one."""
+        schema = (self.unstruct_event or {}).get("schema")
+        return schema if isinstance(schema, str) else None
+
+    @property
+    def data(self) -> Any:
+        """The self-describing event's data, if it is one."""
+        return (self.unstruct_event or {}).get("data")
+
+    @property
+    def context_schemas(self) -> list[str]:
+        return [str(c.get("schema")) for c in self.contexts]
+
+    def __getitem__(self, name: str) -> str:
+        return self.raw[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.raw.get(name, default)
+
+
+def _json_field(raw: Mapping[str, str], encoded: str, plain: str) -> Any:
+    try:
+        if encoded in raw:
+            value = raw[encoded]
+            return json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        if plain in raw:
+            return json.loads(raw[plain])
+    except ValueError:
+        return None
+    return None
+
+
+def decode(raw: dict[str, str]) -> CapturedEvent:
+    """Decode ``ue_px``/``ue_pr`` and ``cx``/``co``; no validation."""
+    event = CapturedEvent(raw)
+    unstruct = _json_field(raw, "ue_px", "ue_pr")
+    if isinstance(unstruct, dict) and isinstance(unstruct.get("data"), dict):
+        event.unstruct_event = unstruct["data"]
+    contexts = _json_field(raw, "cx", "co")
+    if isinstance(contexts, dict) and isinstance(contexts.get("data"), list):
+        event.contexts = [c for c in contexts["data"] if isinstance(c, dict)]
+    return event
+
+
+class _Validator:
+    """Validates like the local collector, if its extra is installed."""
+
+    def __init__(self, schemas: Iterable[str | Path], enabled: Optional[bool]) -> None:
+        self._resolver: Any = None
+        if enabled is False:
+            return
+        try:
+            from .collector.iglu import Resolver
+        except ImportError:
+            if enabled:
+                raise
+            return
+        self._resolver = Resolver(schemas)
+
+    def __call__(self, raw: dict[str, str]) -> CapturedEvent:
+        event = decode(raw)
+        if self._resolver is not None:
+            from .collector.validate import check_event
+
+            event.errors = check_event("POST", raw, self._resolver).errors
+        return event
+
+
+class CapturingEmitter:
+    """An emitter that keeps every event in ``events``, decoded, and sends nothing.
+
+    ``validate``: None (default) validates if the ``collector`` extra is installed,
+    True requires it, False only decodes.
+    """
+
+    def __init__(
+        self, *, validate: Optional[bool] = None, schemas: Iterable[str | Path] = ()
+    ) -> None:
+        self.events: list[CapturedEvent] = []
+        self._validate = _Validator(schemas, validate)
+        self._lock = threading.Lock()
+
+    def input(self, payload: Mapping[str, Any]) -> None:
+        event = self._validate(stringify(payload))
+        with self._lock:
+            self.events.append(event)
+
+    def flush(self) -> None:
+        """Nothing to send."""
+
+    def sync_flush(self, timeout: Optional[float] = None) -> bool:
+        return True
+
+    def good(self) -> list[CapturedEvent]:
+        return [e for e in self.events if e.valid]
+
+    def bad(self) -> list[CapturedEvent]:
+        return [e for e in self.events if not e.valid]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.events.clear()
+
+
+@contextlib.contextmanager
+def capture_events(
+    *,
+    send: bool = False,
+    validate: Optional[bool] = None,
+    schemas: Iterable[str | Path] = (),
+) -> Iterator[list[CapturedEvent]]:
+    """Catch every event any Tracker tracks inside the block; yield them as a live list.
+
+    With ``send=False`` (default) the trackers' own emitters get nothing, so no
+    network is used; with ``send=True`` they also get every event as usual.
+    """
+    emitter = CapturingEmitter(validate=validate, schemas=schemas)
+    original = Tracker.track
+
+    def track(self: Tracker, pb: Payload) -> Tracker:
+        emitter.input(pb.nv_pairs)
+        return original(self, pb) if send else self
+
+    Tracker.track = track  # type: ignore[method-assign]
+    try:
+        yield emitter.events
+    finally:
+        Tracker.track = original  # type: ignore[method-assign]
