@@ -67,7 +67,8 @@ def test_good_event_shape(collector: Collector) -> None:
     }  # fmt: skip
     assert all(isinstance(h, str) and ": " in h for h in raw["context"]["headers"])
     event = page_view["event"]
-    assert list(event) == FIELDS and len(FIELDS) == 131
+    assert list(event) == FIELDS
+    assert len(FIELDS) == 131
     assert event["contexts"] == {
         "schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
         "data": [{"schema": WEB_PAGE, "data": {"id": PAGE_ID}}],

@@ -287,7 +287,8 @@ def test_user_schema_directories_come_first(tmp_path: Path) -> None:
     schema_dir.mkdir(parents=True)
     (schema_dir / "1-0-0").write_text(json.dumps({
         "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
-        "self": {"vendor": "com.acme", "name": "checkout", "format": "jsonschema", "version": "1-0-0"},
+        "self": {"vendor": "com.acme", "name": "checkout", "format": "jsonschema",
+                 "version": "1-0-0"},
         "type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"],
         "additionalProperties": False,
     }))  # fmt: skip

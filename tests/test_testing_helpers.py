@@ -29,9 +29,13 @@ def test_capturing_emitter_decodes_and_validates() -> None:
         "unstruct", LINK_CLICK, {"targetUrl": "http://x"},
     )  # fmt: skip
     assert click.context_schemas == [WEB_PAGE]
-    assert not click.valid and "does not match" in click.errors[0]
-    assert page_view.valid and page_view["url"] == "http://x" and page_view.get("aid") == "shop"
-    assert emitter.good() == [page_view] and emitter.bad() == [click]
+    assert not click.valid
+    assert "does not match" in click.errors[0]
+    assert page_view.valid
+    assert page_view["url"] == "http://x"
+    assert page_view.get("aid") == "shop"
+    assert emitter.good() == [page_view]
+    assert emitter.bad() == [click]
     emitter.clear()
     assert emitter.events == []
 
@@ -40,9 +44,8 @@ def test_capturing_emitter_can_skip_validation() -> None:
     emitter = CapturingEmitter(validate=False)
     Tracker(emitter).track_unstruct_event({"schema": "iglu:com.acme/x/jsonschema/1-0-0",
                                             "data": {}})  # fmt: skip
-    assert (
-        emitter.events[0].valid and emitter.events[0].schema == "iglu:com.acme/x/jsonschema/1-0-0"
-    )
+    assert emitter.events[0].valid
+    assert emitter.events[0].schema == "iglu:com.acme/x/jsonschema/1-0-0"
 
 
 def test_capture_events_catches_trackers_made_elsewhere_without_sending() -> None:
@@ -50,9 +53,11 @@ def test_capture_events_catches_trackers_made_elsewhere_without_sending() -> Non
         app_tracker = Tracker(Emitter(collector.endpoint), app_id="app")  # made "at import"
         with capture_events() as events:
             app_tracker.track_struct_event("shop", "buy")
-            threading.Thread(target=app_tracker.track_page_view, args=("http://x",)).start()
-            app_tracker.track_ecommerce_transaction("o-1", 10, items=[{"sku": "s", "price": 1,
-                                                                        "quantity": 1}])  # fmt: skip
+            worker = threading.Thread(target=app_tracker.track_page_view, args=("http://x",))
+            worker.start()
+            item = {"sku": "s", "price": 1, "quantity": 1}
+            app_tracker.track_ecommerce_transaction("o-1", 10, items=[item])
+            worker.join()
         assert collector.requests == []  # nothing was sent
         assert sorted(e.event_type or "" for e in events) == [
             "page_view", "struct", "transaction", "transaction_item",
@@ -67,7 +72,8 @@ def test_capture_events_can_also_send() -> None:
         tracker = Tracker(Emitter(collector.endpoint))
         with capture_events(send=True) as events:
             tracker.track_page_view("http://x")
-        assert len(events) == 1 and len(collector.good()) == 1
+        assert len(events) == 1
+        assert len(collector.good()) == 1
 
 
 def test_snowplow_collector_fixture(pytester: pytest.Pytester) -> None:
@@ -81,7 +87,8 @@ def test_snowplow_collector_fixture(pytester: pytest.Pytester) -> None:
             assert snowplow_collector.url.startswith("http://127.0.0.1:")
 
         def test_second_starts_empty(snowplow_collector):
-            assert snowplow_collector.good() == [] and snowplow_collector.bad() == []
+            assert snowplow_collector.good() == []
+            assert snowplow_collector.bad() == []
             snowplow_collector.respond_with(500)
 
         def test_third_answers_200_again(snowplow_collector):
