@@ -1,27 +1,120 @@
-"""The ``snowplow-tracker`` command."""
+"""The ``snowplow-tracker`` command: ``demo``, ``collector`` and ``redis-worker``.
+
+Each subcommand has its own ``_add_<name>`` (arguments) and ``_run_<name>``
+(action) function, registered in ``COMMANDS``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Optional
+
+Runner = Callable[[argparse.Namespace], int]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="snowplow-tracker")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("demo", help="send the release-note examples to a local collector")
-    _add_redis_worker(commands)
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo
+# -- demo ---------------------------------------------------------------------------------------
 
-        return run_demo()
-    if args.command == "redis-worker":
-        return _run_redis_worker(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="send every event type through every emitter to a local collector",
+        description="Track every event type through each in-process emitter and show what the "
+        "collector made of it. Uses a collector already running on 127.0.0.1:9090 if there is "
+        "one, else starts one on a free port.",
+    )
+    demo.add_argument("--collector", metavar="URL", help="use the collector at URL")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the demo's own collector running afterwards"
+    )
+    demo.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(url=args.collector, progress=not args.no_progress, keep=args.keep)
+
+
+# -- collector ----------------------------------------------------------------------------------
+
+
+def default_db() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "snowplow-tracker" / "collector.sqlite3"
+
+
+def _add_collector(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    collector = commands.add_parser(
+        "collector",
+        help="run a local validating collector with a Micro-compatible API and a web UI",
+        description="A local Snowplow collector: validates events against Iglu schemas like the "
+        "real pipeline, answers Snowplow Micro's /micro API, and shows events at /micro/ui.",
+    )
+    collector.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    collector.add_argument("--port", type=int, default=9090, help="port (9090, as Micro)")
+    collector.add_argument(
+        "--schemas", nargs="+", default=[], metavar="DIR", type=Path,
+        help="directories of Iglu schemas (vendor/name/jsonschema/version), searched first",
+    )  # fmt: skip
+    storage = collector.add_mutually_exclusive_group()
+    storage.add_argument("--db", type=Path, help=f"SQLite file to keep events in ({default_db()})")
+    storage.add_argument("--memory", action="store_true", help="keep events in memory only")
+    collector.add_argument("--max-events", type=int, default=100_000, help="events kept (100000)")
+    collector.add_argument(
+        "--registry", action="append", default=[], metavar="URL",
+        help="also fetch schemas from this Iglu registry (opt-in; e.g. http://host/api/schemas)",
+    )  # fmt: skip
+    collector.add_argument("--quiet", action="store_true", help="do not log every event")
+    collector.set_defaults(run=_run_collector)
+
+
+def _run_collector(args: argparse.Namespace) -> int:
+    from .collector import Collector
+    from .collector.server import tune_gc_for_serving
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    db = None if args.memory else (args.db or default_db())
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    # Ctrl-C and SIGTERM both stop the collector cleanly, whenever they come.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        collector = Collector(
+            args.host, args.port, args.schemas, db=db, max_events=args.max_events,
+            registries=args.registry, log_events=not args.quiet,
+        ).start()  # fmt: skip
+    except OSError as exc:
+        print(f"snowplow-tracker collector: cannot listen on {args.host}:{args.port}: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    tune_gc_for_serving()
+    try:
+        print(f"Collector listening on {collector.url}  (events kept in {db or 'memory'})")
+        print(f"  web UI:     {collector.ui_url}")
+        print(f"  Micro API:  {collector.url}/micro/all, /micro/good, /micro/bad, /micro/reset")
+        print(f"  emitter:    Emitter({collector.endpoint!r})", flush=True)
+        stop.wait()
+    finally:
+        collector.stop()
+    return 0
+
+
+# -- redis-worker ---------------------------------------------------------------------------------
 
 
 def _add_redis_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,6 +145,7 @@ def _add_redis_worker(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--stop-when-empty", action="store_true", help="exit when the list is empty"
     )
     worker.add_argument("--log-level", default="INFO")
+    worker.set_defaults(run=_run_redis_worker)
 
 
 def _run_redis_worker(args: argparse.Namespace) -> int:
@@ -76,6 +170,19 @@ def _run_redis_worker(args: argparse.Namespace) -> int:
     worker.run(stop_when_empty=args.stop_when_empty)
     print(json.dumps({"worker_id": worker.worker_id, **worker.stats()}), flush=True)
     return 0
+
+
+COMMANDS = [_add_demo, _add_collector, _add_redis_worker]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="snowplow-tracker")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(commands)
+    args = parser.parse_args(argv)
+    run: Runner = args.run
+    return run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover
