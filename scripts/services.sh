@@ -13,4 +13,11 @@ if ! redis_up; then
   fi
   redis_up || echo "services: no Redis on 127.0.0.1:6379; Redis tests will be skipped"
 fi
+# The browser tests drive the system Chromium (Debian package); install it when missing and
+# allowed to (root, as in CI). Quick when it is already there.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "services: installing chromium for the browser tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "services: could not install chromium; browser tests will be skipped"
+fi
 exit 0

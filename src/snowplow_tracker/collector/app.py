@@ -331,7 +331,8 @@ def _label(event: Event) -> str:
     if kind in ("se", "ev"):
         return " / ".join(v for v in (raw.get("se_ca"), raw.get("se_ac"), raw.get("se_la")) if v)
     if kind == "ue":
-        return "/".join((event.event_schema or "").replace("iglu:", "").split("/")[:2])
+        parts = (event.event_schema or "").replace("iglu:", "").split("/")
+        return f"{parts[1]} ({parts[3]})" if len(parts) == 4 else ""
     if kind == "tr":
         return f"order {raw.get('tr_id', '')} total {raw.get('tr_tt', '')}"
     if kind == "ti":

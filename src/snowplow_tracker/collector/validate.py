@@ -326,7 +326,7 @@ def _iglu_problem(uri: str, instance: Any, resolver: Resolver) -> tuple[str, dic
     if not reports:
         return None
     return (
-        f"{uri} invalid: " + "; ".join(str(r) for r in reports[:20]),
+        "; ".join(str(r) for r in reports[:20]) + f" (against {uri})",
         {
             "schemaKey": uri,
             "error": {"error": "ValidationError", "dataReports": [r.as_json() for r in reports]},
