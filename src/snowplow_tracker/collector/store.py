@@ -6,7 +6,6 @@ long-running collector or a flood of junk cannot grow without bound.
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 import threading
@@ -14,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import parse_qsl
 
 from .enriched import event_schema
 from .micro import Record
@@ -86,17 +86,35 @@ class Store:
 
 
 class _Facets:
+    """The distinct event types, schemas and app ids seen, for the UI's filters."""
+
+    LIMIT = 1000
+
     def __init__(self) -> None:
-        self.values: dict[str, set[str]] = {"event_type": set(), "schema": set(), "app_id": set()}
+        # Raw (e, schema, aid) triples: a set add per event, the names are made on read.
+        self.seen: set[tuple[str | None, str | None, str | None]] = set()
 
     def add(self, record: Record) -> None:
-        _, event_type, schema, app_id = record_fields(record)
-        for name, value in (("event_type", event_type), ("schema", schema), ("app_id", app_id)):
-            if value and len(self.values[name]) < 1000:
-                self.values[name].add(value)
+        if isinstance(record, Event) and len(self.seen) < self.LIMIT:
+            raw = record.raw
+            unstruct = record.unstruct_event
+            schema = unstruct.get("schema") if unstruct is not None else None
+            self.seen.add((raw.get("e"), schema if isinstance(schema, str) else None,
+                           raw.get("aid")))  # fmt: skip
 
     def as_json(self) -> dict[str, list[str]]:
-        return {name: sorted(values) for name, values in self.values.items()}
+        values: dict[str, set[str]] = {"event_type": set(), "schema": set(), "app_id": set()}
+        for kind, schema, app_id in self.seen:
+            event = Event("GET", {"e": kind} if kind else {})
+            if schema:
+                event.unstruct_event = {"schema": schema}
+            for name, value in (
+                ("event_type", event.event_type), ("schema", event_schema(event)),
+                ("app_id", app_id),
+            ):  # fmt: skip
+                if value:
+                    values[name].add(value)
+        return {name: sorted(found) for name, found in values.items()}
 
 
 class MemoryStore(Store):
@@ -110,6 +128,7 @@ class MemoryStore(Store):
 
     def add(self, records: list[Record]) -> None:
         with self._lock:
+            facets = self._facets
             for record in records:
                 record.id = self._next_id
                 self._next_id += 1
@@ -117,7 +136,7 @@ class MemoryStore(Store):
                     self._good += 1
                 else:
                     self._bad += 1
-                self._facets.add(record)
+                facets.add(record)
             self._records.extend(records)
             excess = len(self._records) - self.max_events
             if excess > 0:
@@ -171,7 +190,7 @@ class MemoryStore(Store):
 # -- SQLite ---------------------------------------------------------------------------------------
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS payloads (id INTEGER PRIMARY KEY, data TEXT NOT NULL, body BLOB);
 CREATE TABLE IF NOT EXISTS records (
     id INTEGER PRIMARY KEY,
     good INTEGER NOT NULL,
@@ -185,75 +204,48 @@ CREATE INDEX IF NOT EXISTS records_good ON records (good, id);
 """
 
 
-def _payload_json(payload: CollectorPayload, keep_body: bool) -> str:
-    return json.dumps(
-        {
-            "method": payload.method,
-            "path": payload.path,
-            "query": payload.query,
-            "headers": payload.headers,
-            "body": base64.b64encode(payload.body).decode("ascii") if keep_body else "",
-            "content_type": payload.content_type,
-            "timestamp": payload.timestamp,
-            "ip": payload.ip,
-            "useragent": payload.useragent,
-            "referer": payload.referer,
-            "network_userid": payload.network_userid,
-            "hostname": payload.hostname,
-        }
-    )
+def _payload_json(payload: CollectorPayload) -> str:
+    return json.dumps({
+        "method": payload.method, "path": payload.path, "query": payload.query,
+        "headers": payload.headers, "content_type": payload.content_type,
+        "timestamp": payload.timestamp, "ip": payload.ip, "useragent": payload.useragent,
+        "referer": payload.referer, "network_userid": payload.network_userid,
+        "hostname": payload.hostname,
+    })  # fmt: skip
 
 
-def _payload_from(text: str) -> CollectorPayload:
+def _payload_from(text: str, body: bytes | None) -> CollectorPayload:
     data = json.loads(text)
-    data["body"] = base64.b64decode(data["body"])
     data["headers"] = [tuple(h) for h in data["headers"]]
-    return CollectorPayload(**data)
+    return CollectorPayload(body=body or b"", **data)
 
 
-def _record_json(record: Record) -> str:
+def _raw_events(payload: CollectorPayload) -> list[dict[str, str]]:
+    """The raw events of a request that passed the adapter, as extract_events made them."""
+    query = dict(parse_qsl(payload.query, keep_blank_values=True)) if payload.query else {}
+    if not payload.body:
+        return [query]
+    events: list[dict[str, str]] = json.loads(payload.body)["data"]
+    for event in events:
+        event.update(query)
+    return events
+
+
+def _record_json(record: Record, index: int) -> str:
+    # A good event is stored as its index in its request's body: no per-event
+    # serialisation on the hot path; it is decoded again when read.
     if isinstance(record, Event):
-        return json.dumps(
-            {
-                "t": "event",
-                "method": record.method,
-                "raw": record.raw,
-                "errors": record.errors,
-                "messages": record.messages,
-                "bad_row_type": record.bad_row_type,
-            }
-        )
-    return json.dumps(
-        {
-            "t": "payload",
-            "errors": record.errors,
-            "messages": record.messages,
-            "bad_row_type": record.bad_row_type,
-        }
-    )
-
-
-def _record_from(record_id: int, text: str, payload: CollectorPayload) -> Record:
-    data: dict[str, Any] = json.loads(text)
-    if data["t"] == "event":
-        event = Event(
-            data["method"],
-            data["raw"],
-            data["errors"],
-            bad_row_type=data["bad_row_type"],
-            messages=data["messages"],
-            payload=payload,
-            id=record_id,
-        )
-        decode_entities(event)
-        return event
-    return PayloadFailure(
-        data["bad_row_type"], data["errors"], data["messages"], payload, record_id
-    )
+        if record.valid:
+            return json.dumps({"t": "good", "i": index, "method": record.method})
+        return json.dumps({"t": "event", "method": record.method, "raw": record.raw,
+                           "errors": record.errors, "messages": record.messages,
+                           "bad_row_type": record.bad_row_type})  # fmt: skip
+    return json.dumps({"t": "payload", "errors": record.errors, "messages": record.messages,
+                       "bad_row_type": record.bad_row_type})  # fmt: skip
 
 
 class SqliteStore(Store):
-    """Records in one SQLite file; requests are stored once, bodies only for bad ones."""
+    """Records in one SQLite file: each request once (with its body), each event as a row."""
 
     def __init__(self, path: str | Path, max_events: int = DEFAULT_MAX_EVENTS) -> None:
         self.path = Path(path)
@@ -261,12 +253,16 @@ class SqliteStore(Store):
         self.max_events = max_events
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        # A local test collector: surviving a restart matters, surviving a power cut does not.
+        self._db.execute("PRAGMA synchronous=OFF")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._facets = _Facets()
         self._good, self._bad = self._count()
+        self._next_id = (self._db.execute("SELECT MAX(id) FROM records").fetchone()[0] or 0) + 1
         self._payload_cache: dict[int, CollectorPayload] = {}
+        # Decoded request bodies, by id() of the cached payload they belong to.
+        self._raws: dict[int, tuple[CollectorPayload, list[dict[str, str]]]] = {}
         for record in self._load("SELECT * FROM records ORDER BY id DESC LIMIT 1000", ()):
             self._facets.add(record)
 
@@ -290,36 +286,31 @@ class SqliteStore(Store):
 
     def _insert(self, records: list[Record]) -> None:
         payload_ids: dict[int, int] = {}
-        next_id = (self._db.execute("SELECT MAX(id) FROM records").fetchone()[0] or 0) + 1
+        indexes: dict[int, int] = {}
+        next_id = self._next_id
         rows = []
         for record in records:
             payload = record.payload
-            if payload is not None and id(payload) not in payload_ids:
-                keep_body = any(not r.valid for r in records if r.payload is payload)
+            key = id(payload)
+            if payload is not None and key not in payload_ids:
                 cursor = self._db.execute(
-                    "INSERT INTO payloads (data) VALUES (?)", (_payload_json(payload, keep_body),)
+                    "INSERT INTO payloads (data, body) VALUES (?, ?)",
+                    (_payload_json(payload), payload.body),
                 )
-                payload_ids[id(payload)] = int(cursor.lastrowid or 0)
+                payload_ids[key] = int(cursor.lastrowid or 0)
+            index = indexes[key] = indexes.get(key, -1) + 1
             good, event_type, schema, app_id = record_fields(record)
             record.id = next_id
             next_id += 1
-            rows.append(
-                (
-                    record.id,
-                    int(good),
-                    event_type,
-                    schema,
-                    app_id,
-                    payload_ids.get(id(payload)),
-                    _record_json(record),
-                )
-            )
+            rows.append((record.id, int(good), event_type, schema, app_id,
+                         payload_ids.get(key), _record_json(record, index)))  # fmt: skip
             self._facets.add(record)
             if good:
                 self._good += 1
             else:
                 self._bad += 1
         self._db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        self._next_id = next_id
 
     def _trim(self) -> None:
         cutoff = self._db.execute(
@@ -335,11 +326,25 @@ class SqliteStore(Store):
     def _load(self, sql: str, params: tuple[Any, ...]) -> list[Record]:
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
-            out = []
-            for row in rows:
-                record_id, payload_id, data = row[0], row[5], row[6]
-                out.append(_record_from(record_id, data, self._payload(payload_id)))
-            return out
+            return [self._record(row[0], row[6], row[5]) for row in rows]
+
+    def _record(self, record_id: int, text: str, payload_id: int | None) -> Record:
+        payload = self._payload(payload_id)
+        data: dict[str, Any] = json.loads(text)
+        if data["t"] == "good":
+            raws = self._raws.get(id(payload))
+            if raws is None:
+                raws = self._raws[id(payload)] = (payload, _raw_events(payload))
+            event = Event(data["method"], raws[1][data["i"]], payload=payload, id=record_id)
+        elif data["t"] == "event":
+            event = Event(data["method"], data["raw"], data["errors"],
+                          bad_row_type=data["bad_row_type"], messages=data["messages"],
+                          payload=payload, id=record_id)  # fmt: skip
+        else:
+            return PayloadFailure(data["bad_row_type"], data["errors"], data["messages"],
+                                  payload, record_id)  # fmt: skip
+        decode_entities(event)
+        return event
 
     def _payload(self, payload_id: int | None) -> CollectorPayload:
         if payload_id is None:
@@ -347,11 +352,12 @@ class SqliteStore(Store):
         cached = self._payload_cache.get(payload_id)
         if cached is None:
             row = self._db.execute(
-                "SELECT data FROM payloads WHERE id = ?", (payload_id,)
+                "SELECT data, body FROM payloads WHERE id = ?", (payload_id,)
             ).fetchone()
-            cached = _payload_from(row[0]) if row else CollectorPayload("GET", "/i")
+            cached = _payload_from(row[0], row[1]) if row else CollectorPayload("GET", "/i")
             if len(self._payload_cache) > 1000:
                 self._payload_cache.clear()
+                self._raws.clear()
             self._payload_cache[payload_id] = cached
         return cached
 
@@ -393,6 +399,7 @@ class SqliteStore(Store):
             self._good = self._bad = 0
             self._facets = _Facets()
             self._payload_cache.clear()
+            self._raws.clear()
 
     def close(self) -> None:
         with self._lock:

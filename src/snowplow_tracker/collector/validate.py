@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import time
@@ -86,23 +87,67 @@ class CollectorPayload:
         return vendor, version
 
 
-@dataclass(eq=False)
 class Event:
-    """One event as the collector received it, decoded, with any validation errors."""
+    """One event as the collector received it, decoded, with any validation errors.
 
-    method: str
-    raw: dict[str, str]
-    errors: list[str] = field(default_factory=list)
-    unstruct_event: dict[str, Any] | None = None
-    contexts: list[dict[str, Any]] = field(default_factory=list)
-    bad_row_type: str | None = None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    payload: CollectorPayload | None = None
-    id: int = 0
+    A plain slotted class rather than a dataclass, with its lists made only when
+    needed: one is made per event, and allocations are most of the cost.
+    ``errors``, ``contexts`` and ``messages`` are read-only views for a valid event.
+    """
+
+    __slots__ = (
+        "_contexts", "_errors", "_messages", "bad_row_type", "id", "method", "payload", "raw",
+        "unstruct_event",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        method: str,
+        raw: dict[str, str],
+        errors: list[str] | None = None,
+        unstruct_event: dict[str, Any] | None = None,
+        contexts: list[dict[str, Any]] | None = None,
+        bad_row_type: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        payload: CollectorPayload | None = None,
+        id: int = 0,
+    ) -> None:
+        self.method = method
+        self.raw = raw
+        self._errors = errors or None
+        self.unstruct_event = unstruct_event
+        self._contexts = contexts or None
+        self.bad_row_type = bad_row_type
+        self._messages = messages or None
+        self.payload = payload
+        self.id = id
+
+    @property
+    def errors(self) -> list[str]:
+        """Readable validation errors (empty if the event is valid)."""
+        return self._errors if self._errors is not None else []
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The errors as the messages of a Snowplow bad row."""
+        return self._messages if self._messages is not None else []
+
+    @property
+    def contexts(self) -> list[dict[str, Any]]:
+        """The entities (context) sent with the event."""
+        return self._contexts if self._contexts is not None else []
+
+    @contexts.setter
+    def contexts(self, value: list[dict[str, Any]]) -> None:
+        self._contexts = value or None
+
+    def __repr__(self) -> str:
+        state = "valid" if self.valid else f"{self.bad_row_type}: {self.errors}"
+        return f"Event({self.method} e={self.raw.get('e')!r} {state})"
 
     @property
     def valid(self) -> bool:
-        return not self.errors
+        return self._errors is None
 
     def __getitem__(self, name: str) -> str:
         return self.raw[name]
@@ -130,8 +175,11 @@ class Event:
         # A schema violation outranks an enrichment failure, as in Enrich's createBadRow.
         if self.bad_row_type is None or kind == SCHEMA_VIOLATIONS:
             self.bad_row_type = kind
-        self.errors.append(error)
-        self.messages.append(message)
+        if self._errors is None:
+            self._errors, self._messages = [], []
+        assert self._messages is not None
+        self._errors.append(error)
+        self._messages.append(message)
 
 
 class ProtocolViolation(ValueError):
@@ -238,7 +286,7 @@ def decode_post_body(
             {"error": f"body is not UTF-8: {exc}"},
             COLLECTOR_PAYLOAD_FORMAT_VIOLATION,
         ) from exc
-    document = _parse_json("body", text, ProtocolViolation)
+    document = _parse_json("body", text, ProtocolViolation, check_depth=False)
     schema = _self_describing_schema("body", document, ProtocolViolation)
     criterion = f"iglu:{SNOWPLOW}/payload_data/jsonschema/1-0-*"
     if not schema.startswith(criterion[:-1]):
@@ -253,11 +301,15 @@ def decode_post_body(
         )
     problem = _iglu_problem(schema, data, resolver)
     if problem is not None:
+        if _too_deep(document):  # payload_data is 3 levels deep: only a bad body can be deeper
+            _parse_json("body", text, ProtocolViolation)
         raise ProtocolViolation(f"body: {problem[0]}", problem[1])
     return data  # type: ignore[no-any-return]  # validated: a list of objects of strings
 
 
-def _parse_json(name: str, text: str, failure: Callable[..., Exception]) -> Any:
+def _parse_json(
+    name: str, text: str, failure: Callable[..., Exception], *, check_depth: bool = True
+) -> Any:
     try:
         document = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -265,12 +317,18 @@ def _parse_json(name: str, text: str, failure: Callable[..., Exception]) -> Any:
             f"{name}: not valid JSON: {str(exc)[:200]}",
             {"field": name, "value": text[:1000], "error": str(exc)[:500]},
         ) from None
-    if _too_deep(document):
+    if check_depth and _nesting_bound(text) > MAX_JSON_DEPTH and _too_deep(document):
         raise failure(
             f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels",
             {"field": name, "value": text[:1000], "error": "maximum JSON depth exceeded"},
         )
     return document
+
+
+def _nesting_bound(text: str) -> int:
+    # Depth can be no more than the count of brackets: a C-speed test that spares
+    # nearly every document the walk below.
+    return text.count("{") + text.count("[")
 
 
 def _too_deep(document: Any) -> bool:
@@ -293,14 +351,27 @@ def _self_describing_schema(name: str, document: Any, failure: Callable[..., Exc
             {"json": _clip(document), "error": "INVALID_DATA_PAYLOAD"},
         )
     schema = document["schema"]
-    try:
-        SchemaKey.parse(schema)
-    except ValueError:
+    if not _is_iglu_uri(schema):
         raise failure(
             f"{name}: schema {str(schema)[:200]!r} is not an Iglu URI",
             {"json": _clip(document), "error": "INVALID_IGLUURI"},
         ) from None
     return str(schema)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_key(uri: str) -> SchemaKey:
+    return SchemaKey.parse(uri)
+
+
+def _is_iglu_uri(uri: Any) -> bool:
+    if not isinstance(uri, str):
+        return False
+    try:
+        _parse_key(uri)
+    except ValueError:
+        return False
+    return True
 
 
 def _clip(document: Any) -> Any:
@@ -342,12 +413,13 @@ def check_event(
 ) -> Event:
     """Decode one event's JSON fields and check it as Enrich would."""
     event = Event(method, raw, payload=payload)
-    _check_atomic(event)
+    too_long = _check_atomic(event)
     _check_unstruct(event, resolver)
     _check_contexts(event, resolver)
-    if event.bad_row_type is None:
+    if event.bad_row_type is None and raw.get("e") in ("ad", "ue"):
         _check_enrichments(event)
-    _check_lengths(event)
+    if too_long:
+        _check_lengths(event, too_long)
     return event
 
 
@@ -397,13 +469,12 @@ def _is_dimensions(value: str) -> bool:
     return bool(sep) and width.isdigit() and height.isdigit() and _is_int(width) and _is_int(height)
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def _is_uuid(value: str) -> bool:
     # Enrich wants a UUID in its canonical lowercase form.
-    return (
-        len(value) == 36
-        and value[8] == value[13] == value[18] == value[23] == "-"
-        and all(c in "0123456789abcdef" for c in value.replace("-", ""))
-    )
+    return _UUID.fullmatch(value) is not None
 
 
 def _is_flag(value: str) -> bool:
@@ -450,7 +521,28 @@ _PARSERS: dict[str, tuple[Callable[[str], bool], str]] = {
 }
 
 
-def _check_atomic(event: Event) -> None:
+def _check_atomic(event: Event) -> list[str] | None:
+    """Report parse errors; return the fields over their length limit, for phase 3."""
+    raw = event.raw
+    if raw.get("e") not in EVENT_TYPES or raw.get("p") not in PLATFORMS or not raw.get("tv"):
+        _check_required(event)
+    failing: list[str] | None = None
+    too_long: list[str] | None = None
+    rules = _RULES
+    for name, value in raw.items():  # one pass, no allocation for a good event
+        rule = rules.get(name)
+        if rule is not None:
+            if rule[0] is not None and not rule[0](value):
+                failing = [*(failing or ()), name]
+            if len(value) > rule[2]:
+                too_long = [*(too_long or ()), name]
+    if failing:
+        for name in sorted(failing):
+            _atomic_error(event, name, _PARSERS[name][1])
+    return too_long
+
+
+def _check_required(event: Event) -> None:
     raw = event.raw
     for name in ("e", "p", "tv"):
         if not raw.get(name):
@@ -461,10 +553,6 @@ def _check_atomic(event: Event) -> None:
     platform = raw.get("p")
     if platform and platform not in PLATFORMS:
         _atomic_error(event, "p", "Not a valid platform")
-    for name, value in raw.items():
-        parser = _PARSERS.get(name)
-        if parser is not None and not parser[0](value):
-            _atomic_error(event, name, parser[1])
 
 
 # Enrich's default validation.atomicFieldsLimits, by tracker parameter.
@@ -510,29 +598,28 @@ FIELD_LIMITS: dict[str, int] = {
 }
 
 
-def _check_lengths(event: Event) -> None:
-    limits = FIELD_LIMITS
-    for name, value in event.raw.items():
-        limit = limits.get(name)
-        if limit is not None and len(value) > limit:
-            event.fail(
-                SCHEMA_VIOLATIONS,
-                f"{name}: {len(value)} characters, longer than the maximum {limit}",
-                {
-                    "schemaKey": ATOMIC,
-                    "error": {
-                        "error": "ValidationError",
-                        "dataReports": [
-                            {
-                                "message": f"Field is longer than maximum allowed size {limit}",
-                                "path": name,
-                                "keyword": "maxLength",
-                                "targets": [str(limit)],
-                            }
-                        ],
-                    },
-                },
-            )
+_NO_LIMIT = 1 << 62
+_RULES: dict[str, tuple[Callable[[str], bool] | None, str, int]] = {
+    name: (
+        _PARSERS[name][0] if name in _PARSERS else None,
+        _PARSERS[name][1] if name in _PARSERS else "",
+        FIELD_LIMITS.get(name, _NO_LIMIT),
+    )
+    for name in _PARSERS.keys() | FIELD_LIMITS.keys()
+}
+
+
+def _check_lengths(event: Event, too_long: list[str]) -> None:
+    raw = event.raw
+    for name in sorted(too_long):
+        limit = FIELD_LIMITS[name]
+        report = {"message": f"Field is longer than maximum allowed size {limit}", "path": name,
+                  "keyword": "maxLength", "targets": [str(limit)]}  # fmt: skip
+        event.fail(
+            SCHEMA_VIOLATIONS,
+            f"{name}: {len(raw[name])} characters, longer than the maximum {limit}",
+            {"schemaKey": ATOMIC, "error": {"error": "ValidationError", "dataReports": [report]}},
+        )
 
 
 class _EventFailure(Exception):
@@ -560,12 +647,13 @@ def _decoded_field(event: Event, encoded: str, plain: str) -> tuple[str, str] | 
     return None
 
 
-def _wrapper(event: Event, names: tuple[str, str], wrapper: str, resolver: Resolver) -> Any:
-    """The validated wrapper's ``data`` (or None if absent); raises _EventFailure."""
-    found = _decoded_field(event, *names)
-    if found is None:
-        return None
-    name, text = found
+Failures = list[tuple[str, dict[str, Any]]]
+_MEMO_LIMIT = 4096  # memoized field values
+_MEMO_MAX_CHARS = 16_384
+
+
+def _wrapper(name: str, text: str, wrapper: str, resolver: Resolver) -> Any:
+    """The validated wrapper's ``data``; raises _EventFailure."""
     document = _parse_json(name, text, _EventFailure)
     schema = _self_describing_schema(name, document, _EventFailure)
     criterion = f"iglu:{SNOWPLOW}/{wrapper}/jsonschema/1-0-*"
@@ -580,41 +668,76 @@ def _wrapper(event: Event, names: tuple[str, str], wrapper: str, resolver: Resol
     return document["data"]
 
 
-def _check_entity(event: Event, label: str, entity: Any, resolver: Resolver) -> None:
+def _entity_failures(label: str, entity: Any, resolver: Resolver) -> Failures:
     try:
         schema = _self_describing_schema(label, entity, _EventFailure)
     except _EventFailure as failure:
-        event.fail(SCHEMA_VIOLATIONS, failure.error, failure.message)
-        return
+        return [(failure.error, failure.message)]
     problem = _iglu_problem(schema, entity["data"], resolver)
-    if problem is not None:
-        event.fail(SCHEMA_VIOLATIONS, f"{label}: {problem[0]}", problem[1])
+    return [] if problem is None else [(f"{label}: {problem[0]}", problem[1])]
+
+
+def _decode_and_check(
+    event: Event, names: tuple[str, str], wrapper: str, resolver: Resolver
+) -> tuple[Any, Failures]:
+    """(data, failures) of the unstruct_event or contexts field, memoized by value.
+
+    Validation is a pure function of the field's text, and trackers repeat the
+    same entities (the page, the user) on event after event: the memo makes a
+    repeat cost one dict lookup. Memoized data is shared: treat it as read-only.
+    """
+    encoded, plain = names
+    value = event.raw.get(encoded)
+    name = encoded
+    if value is None:
+        value, name = event.raw.get(plain), plain
+        if value is None:
+            return None, []
+    key = (name, value)
+    memo = resolver.memo
+    found = memo.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    result = _decode_uncached(event, names, wrapper, resolver)
+    if len(value) <= _MEMO_MAX_CHARS:
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = result
+    return result
+
+
+def _decode_uncached(
+    event: Event, names: tuple[str, str], wrapper: str, resolver: Resolver
+) -> tuple[Any, Failures]:
+    try:
+        found = _decoded_field(event, *names)
+        assert found is not None
+        data = _wrapper(found[0], found[1], wrapper, resolver)
+    except _EventFailure as failure:
+        return None, [(failure.error, failure.message)]
+    failures: Failures = []
+    if wrapper == "unstruct_event":
+        failures = _entity_failures("unstruct event", data, resolver)
+    elif isinstance(data, list):
+        for index, entity in enumerate(data):
+            failures.extend(_entity_failures(f"context[{index}]", entity, resolver))
+    return data, failures
 
 
 def _check_unstruct(event: Event, resolver: Resolver) -> None:
-    try:
-        data = _wrapper(event, ("ue_px", "ue_pr"), "unstruct_event", resolver)
-    except _EventFailure as failure:
-        event.fail(SCHEMA_VIOLATIONS, failure.error, failure.message)
-        return
-    if data is None:
-        return
+    data, failures = _decode_and_check(event, ("ue_px", "ue_pr"), "unstruct_event", resolver)
     if isinstance(data, dict):
         event.unstruct_event = data
-    _check_entity(event, "unstruct event", data, resolver)
+    for error, message in failures:
+        event.fail(SCHEMA_VIOLATIONS, error, message)
 
 
 def _check_contexts(event: Event, resolver: Resolver) -> None:
-    try:
-        data = _wrapper(event, ("cx", "co"), "contexts", resolver)
-    except _EventFailure as failure:
-        event.fail(SCHEMA_VIOLATIONS, failure.error, failure.message)
-        return
-    if not isinstance(data, list):
-        return
-    event.contexts = [entity for entity in data if isinstance(entity, dict)]
-    for index, entity in enumerate(data):
-        _check_entity(event, f"context[{index}]", entity, resolver)
+    data, failures = _decode_and_check(event, ("cx", "co"), "contexts", resolver)
+    if isinstance(data, list):
+        event.contexts = [entity for entity in data if isinstance(entity, dict)]
+    for error, message in failures:
+        event.fail(SCHEMA_VIOLATIONS, error, message)
 
 
 def _check_enrichments(event: Event) -> None:
