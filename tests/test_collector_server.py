@@ -333,3 +333,10 @@ def test_raw_http_keep_alive_and_pipelined_requests(collector: Collector) -> Non
         assert connection.getresponse().read() == GIF
     connection.close()
     assert len(collector.good()) == 3
+
+
+def test_a_network_user_id_from_the_query_cannot_inject_headers(collector: Collector) -> None:
+    response = requests.get(f"{collector.url}/i?{PV}&nuid=a%0D%0AX-Evil:%201%C4%80", timeout=5)
+    assert response.status_code == 200
+    assert "X-Evil" not in response.headers
+    assert response.headers["Set-Cookie"].startswith("sp=a%0D%0AX-Evil%3A%201%C4%80;")

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from . import micro
 from .enriched import enrich, event_schema, lossy
@@ -433,6 +433,9 @@ def _set_cookie(reply: _Reply, nuid: str, anonymous: bool, *, had_cookie: bool) 
             )
         return
     expires = formatdate(time.time() + COOKIE_DAYS * 86400, usegmt=True)
+    # The value may come from the query string: quote it, so it can neither break the
+    # header's encoding nor inject another header.
+    nuid = quote(nuid, safe="-._~")
     reply.header(
         "set-cookie",
         f"{COOKIE_NAME}={nuid}; Expires={expires}; Path=/; Secure; HttpOnly; SameSite=None",
