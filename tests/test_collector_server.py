@@ -340,3 +340,15 @@ def test_a_network_user_id_from_the_query_cannot_inject_headers(collector: Colle
     assert response.status_code == 200
     assert "X-Evil" not in response.headers
     assert response.headers["Set-Cookie"].startswith("sp=a%0D%0AX-Evil%3A%201%C4%80;")
+
+
+def test_a_client_that_leaves_during_a_delay_is_not_served(collector: Collector) -> None:
+    collector.respond_with(200, delay=5)
+    with pytest.raises(requests.Timeout):
+        requests.get(f"{collector.url}/i?{PV}", timeout=0.3)
+    deadline = time.monotonic() + 5
+    while not collector.requests:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert [r.status for r in collector.requests] == [499]
+    assert collector.events == []

@@ -100,7 +100,13 @@ def test_kill_9_mid_run_then_another_worker_loses_nothing(
     thread.start()
     try:
         collector.wait_for(total, 60)
-        wait_until(lambda: set(eids(collector.events)) == everything, 60, "every eid")
+        # The dead worker's batch may have reached the collector before the kill (between the
+        # answer and the ack), so every eid can be in before the recovery: wait for both.
+        wait_until(
+            lambda: set(eids(collector.events)) == everything and second.stats()["recovered"] > 0,
+            60,
+            "every eid, and the dead worker's batch recovered",
+        )
     finally:
         second.request_shutdown()
         thread.join(20)

@@ -6,6 +6,7 @@ spent routing is taken from event ingestion.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -35,6 +36,7 @@ GIF = bytes.fromhex(
 MAX_BODY = 2_097_152  # dropPayloadSize: above it, 413
 MAX_REQUEST_LINE = 20_480
 MAX_HEADERS = 40_960
+CLIENT_CLOSED = 499  # recorded for a request whose client left during a scripted delay
 ANONYMOUS_NUID = "00000000-0000-0000-0000-000000000000"
 COOKIE_NAME = "sp"
 COOKIE_DAYS = 365
@@ -113,7 +115,7 @@ class CollectorApp:
         if path.startswith("/r/"):
             return _text(404, "redirects disabled")
         if _is_tracking(method, path):
-            return await self._track(scope, method, path, query, headers, body, origin)
+            return await self._track(scope, receive, method, path, query, headers, body, origin)
         return _text(404, "not found")
 
     # -- tracking --------------------------------------------------------------------------------
@@ -121,6 +123,7 @@ class CollectorApp:
     async def _track(
         self,
         scope: Scope,
+        receive: Receive,
         method: str,
         path: str,
         query: str,
@@ -130,8 +133,11 @@ class CollectorApp:
     ) -> _Reply:
         collector = self.collector
         scripted = collector._next_response()
-        if scripted.delay:
-            await collector._sleep(scripted.delay)
+        status = scripted.status
+        if scripted.delay and await self._hung_up_during(scripted.delay, receive):
+            # A slow collector serves a request when the delay ends; a client that
+            # gave up (timed out, was killed) before then was never served.
+            status = CLIENT_CLOSED
         anonymous = any(k == "sp-anonymous" for k, _ in headers)
         cookie = None if anonymous else _cookie(headers)
         nuid = _query_nuid(query) or cookie or str(uuid.uuid4())
@@ -152,16 +158,28 @@ class CollectorApp:
             network_userid=nuid,
             hostname=_header(headers, "host"),
         )
-        collector._ingest(payload, scripted.status)
+        collector._ingest(payload, status)
         if method == "POST":
-            reply = _Reply(scripted.status, b"ok")
+            reply = _Reply(status, b"ok")
         else:
-            reply = _Reply(scripted.status, GIF, "image/gif")
+            reply = _Reply(status, GIF, "image/gif")
             reply.header("cache-control", "no-cache, no-store, must-revalidate")
         if scripted.retry_after:
             reply.header("retry-after", scripted.retry_after)
         _set_cookie(reply, nuid, anonymous, had_cookie=cookie is not None or anonymous)
         return _cors(reply, origin)
+
+    async def _hung_up_during(self, delay: float, receive: Receive) -> bool:
+        """Wait ``delay`` seconds (less if the collector stops); True if the client left."""
+        sleeper = asyncio.ensure_future(self.collector._sleep(delay))
+        listener = asyncio.ensure_future(receive())
+        done, _ = await asyncio.wait({sleeper, listener}, return_when=asyncio.FIRST_COMPLETED)
+        if listener in done and listener.result().get("type") == "http.disconnect":
+            sleeper.cancel()
+            return True
+        listener.cancel()
+        await sleeper
+        return False
 
     # -- Micro API ---------------------------------------------------------------------------------
 
