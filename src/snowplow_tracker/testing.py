@@ -17,7 +17,7 @@ including trackers your application made at import time::
 Events are validated against Iglu schemas (bundled Iglu Central plus ``schemas``
 directories) when the ``collector`` extra is installed; otherwise they are only
 decoded and ``errors`` stays empty. For a real HTTP collector in tests, use the
-pytest fixture ``snowplow_collector`` (see :mod:`snowplow_tracker.pytest_plugin`).
+pytest fixture ``snowplow_collector`` (registered by :mod:`snowplow_tracker_pytest`).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """A pytest plugin (registered automatically): the ``snowplow_collector`` fixture.
 
+It lives outside the ``snowplow_tracker`` package on purpose: pytest imports
+plugins before coverage starts, and importing anything under ``snowplow_tracker``
+would run (and hide from coverage) the package's own ``__init__``.
+
 ``snowplow_collector`` is a local collector on a free loopback port, shared by the
 whole test session and emptied before each test::
 
@@ -26,7 +30,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .collector import Collector
+    from snowplow_tracker.collector import Collector
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,7 +45,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def snowplow_collector_session(pytestconfig: pytest.Config) -> Iterator[Collector]:
     """The session's collector; use ``snowplow_collector``, which also empties it."""
-    from .collector import Collector
+    from snowplow_tracker.collector import Collector
 
     root = Path(str(pytestconfig.rootpath))
     schemas = [root / d for d in pytestconfig.getini("snowplow_schemas")]
