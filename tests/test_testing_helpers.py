@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -98,3 +100,15 @@ def test_snowplow_collector_fixture(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+def test_importing_the_package_and_testing_loads_no_collector_dependency() -> None:
+    code = (
+        "import sys, snowplow_tracker, snowplow_tracker.testing, snowplow_tracker_pytest\n"
+        "heavy = {'uvicorn', 'httptools', 'fastjsonschema', 'jsonschema', 'sqlite3'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
