@@ -6,7 +6,8 @@ child process pinned to one CPU and a client on the other posts pre-built batche
 over one keep-alive connection; every event goes through the whole pipeline
 (adapter, atomic fields, Iglu validation of the event and its entities, storage).
 ``inproc`` measures the validation pipeline alone, without HTTP. Prints a summary
-(or one JSON object with ``--json``) and exits non-zero if any event was lost or bad.
+and, on its last line, a JSON object (``events``, ``seconds``, ``cpu``: the server's
+CPU seconds, ``peak_rss_kb``, ``delivered``...), and exits non-zero if any event was lost or bad.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ def make_bodies(events: list[dict[str, str]], batch: int) -> list[bytes]:
     ]
 
 
+def _peak_rss_kb() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KB on Linux
+
+
 def _pin(cpu: int) -> None:
     if hasattr(os, "sched_setaffinity") and cpu < (os.cpu_count() or 1):
         os.sched_setaffinity(0, {cpu})
@@ -86,10 +93,10 @@ def _serve(db: str | None, ready: Any, go: Any, stop: Any) -> None:
         go.wait()
         cpu = time.process_time()  # every thread of this process: the server's CPU time
         stop.wait()
-        ready.put(time.process_time() - cpu)
+        ready.put((time.process_time() - cpu, _peak_rss_kb()))
 
 
-def run_http(bodies: list[bytes], db: str | None) -> tuple[float, float, dict[str, int]]:
+def run_http(bodies: list[bytes], db: str | None) -> tuple[float, float, int, dict[str, int]]:
     context = multiprocessing.get_context("spawn")
     ready, go, stop = context.Queue(), context.Event(), context.Event()
     server = context.Process(target=_serve, args=(db, ready, go, stop), daemon=True)
@@ -121,14 +128,14 @@ def run_http(bodies: list[bytes], db: str | None) -> tuple[float, float, dict[st
         summary = json.loads(connection.getresponse().read())
         connection.close()
         stop.set()
-        cpu = float(ready.get(timeout=30))
-        return elapsed, cpu, summary
+        cpu, rss = ready.get(timeout=30)
+        return elapsed, float(cpu), int(rss), summary
     finally:
         stop.set()
         server.join(10)
 
 
-def run_inproc(bodies: list[bytes], db: str | None) -> tuple[float, float, dict[str, int]]:
+def run_inproc(bodies: list[bytes], db: str | None) -> tuple[float, float, int, dict[str, int]]:
     from snowplow_tracker.collector import Collector
     from snowplow_tracker.collector.validate import CollectorPayload
 
@@ -150,7 +157,7 @@ def run_inproc(bodies: list[bytes], db: str | None) -> tuple[float, float, dict[
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     good, bad = collector.store.counts()
     collector.stop()
-    return elapsed, cpu, {"total": good + bad, "good": good, "bad": bad}
+    return elapsed, cpu, _peak_rss_kb(), {"total": good + bad, "good": good, "bad": bad}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,28 +166,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=100, help="events per POST")
     parser.add_argument("--store", choices=["memory", "sqlite"], default="memory")
     parser.add_argument("--mode", choices=["http", "inproc"], default="http")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     events = make_events(args.events)
     bodies = make_bodies(events, args.batch)
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.sqlite3") if args.store == "sqlite" else None
         runner = run_http if args.mode == "http" else run_inproc
-        elapsed, cpu, summary = runner(bodies, db)
+        elapsed, cpu, rss, summary = runner(bodies, db)
     rate, cpu_rate = args.events / elapsed, args.events / cpu
     result = {
         "benchmark": "collector_ingest", "mode": args.mode, "store": args.store,
         "events": args.events, "batch": args.batch, "seconds": round(elapsed, 3),
-        "events_per_second": round(rate), "server_cpu_seconds": round(cpu, 3),
-        "events_per_cpu_second": round(cpu_rate), "good": summary["good"], "bad": summary["bad"],
+        "events_per_second": round(rate), "cpu": round(cpu, 3),
+        "events_per_cpu_second": round(cpu_rate), "peak_rss_kb": rss,
+        "delivered": summary["good"], "good": summary["good"], "bad": summary["bad"],
     }  # fmt: skip
-    if args.json:
-        print(json.dumps(result))
-    else:
+    if not args.json:
         print(f"{args.events} events in {len(bodies)} POSTs of {args.batch} ({args.mode}, "
               f"{args.store} store): {elapsed:.2f} s, {rate:,.0f} events/s wall clock; "
               f"server CPU {cpu:.2f} s, {cpu_rate:,.0f} events per CPU second; "
               f"good {summary['good']}, bad {summary['bad']}")  # fmt: skip
+    print(json.dumps(result))  # last line: what bench/run.py reads
     return 0 if summary["good"] == args.events and summary["bad"] == 0 else 1
 
 
