@@ -1,30 +1,47 @@
-"""Emitters: buffer events and send them to a Snowplow collector.
+"""Emitters: queue events and deliver them to a Snowplow collector.
 
 * :class:`Emitter` sends in the calling thread when its buffer is full or on
   ``flush()``; a flush that is not wholly successful calls
-  ``on_failure(count_sent, unsent)`` before it returns.
-* :class:`AsyncEmitter` hands full buffers to background worker threads, so
-  ``track_*`` never waits on the network.
+  ``on_failure(count_sent, unsent)`` before it returns. Retries are opt-in
+  (``retry=RetryPolicy()``).
+* :class:`AsyncEmitter` delivers from a fixed pool of worker threads, retrying
+  failed requests in the background, so ``track_*`` never waits on the network.
 * :class:`CeleryEmitter` and :class:`RedisEmitter` move sending out of the
   process; they need the ``celery`` and ``redis`` extras.
+
+Every emitter shares one delivery core (``_delivery``): a bounded queue with an
+overflow policy, batching by count, bytes and interval, a
+:class:`~snowplow_tracker.retry.RetryPolicy`, ``flush(timeout)``,
+``close(timeout)``, a bounded flush at interpreter exit, a reset after
+``fork()``, and ``stats()``. Each event's final outcome reaches ``on_success``
+or ``on_failure`` exactly once.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import queue
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
 
-from . import contracts
-from ._http import RequestsTransport, SendResult, Timeout
+from . import _lifecycle, contracts
+from ._delivery import (
+    OVERFLOW_POLICIES,
+    Batch,
+    Clock,
+    DeliveryCore,
+    DeliveryStats,
+    Outcome,
+    SystemClock,
+    deliver,
+    event_size,
+    run_sync,
+    units_for,
+)
+from ._http import RequestsTransport, SendResult, Timeout, new_session
 from .constants import (
     DEFAULT_BYTE_LIMIT,
     DEFAULT_REQUEST_TIMEOUT,
@@ -33,7 +50,9 @@ from .constants import (
     POST_PATH,
 )
 from .contracts import fail_value
+from .event_store import EventStore, MemoryEventStore
 from .payload import dumps
+from .retry import RetryPolicy
 from .typing import FailureCallback, SuccessCallback
 
 logger = logging.getLogger(__name__)
@@ -41,6 +60,12 @@ logger = logging.getLogger(__name__)
 Event = dict[str, str]
 
 DEFAULT_MAX_LENGTH = 10
+#: Events a queue holds at most by default; the overflow policy decides what gives.
+DEFAULT_MAX_QUEUE_SIZE = 10_000
+#: Seconds the exit flush (and ``close()`` without a timeout) may take by default.
+DEFAULT_EXIT_TIMEOUT = 5.0
+#: Events taken from a backlog for one delivery at most (one POST body, or GETs in a row).
+MAX_BATCH_EVENTS = 500
 _POST_PREFIX = ('{"schema":"' + PAYLOAD_DATA_SCHEMA + '","data":[').encode()
 _POST_SUFFIX = b"]}"
 _ENVELOPE_BYTES = len(_POST_PREFIX) + len(_POST_SUFFIX)
@@ -55,11 +80,6 @@ def stringify(payload: Mapping[str, Any]) -> Event:
     return {k: v if type(v) is str else str(v) for k, v in payload.items() if v is not None}
 
 
-def event_size(event: Event) -> int:
-    """Approximate serialised bytes of one event: exact for ASCII without escapes."""
-    return sum(len(k) + len(v) for k, v in event.items()) + 6 * len(event) + 1
-
-
 class Emitter:
     """Sends events to a collector synchronously, in the thread that tracks them.
 
@@ -68,6 +88,28 @@ class Emitter:
     bytes (an event too big on its own goes alone). ``on_success(count)`` is
     called when a flush sent everything, otherwise ``on_failure(count_sent,
     unsent_events)``: exactly one of them per flush that had events.
+
+    Keyword options shared by every emitter (all optional):
+
+    * ``retry``: a :class:`~snowplow_tracker.retry.RetryPolicy`; the sync
+      Emitter makes one attempt per request unless given one.
+    * ``flush_interval``: seconds after which queued events are sent even if
+      the buffer is not full (off for the sync Emitter, 1 s for AsyncEmitter).
+    * ``max_queue_size`` and ``overflow``: the queue bound, and what happens
+      when it is reached: ``"drop_oldest"`` (default), ``"drop_newest"``, or
+      ``"block"`` the producer for up to ``block_timeout`` seconds, then drop
+      the newest. Every dropped event is counted and reported to ``on_failure``.
+    * ``max_event_bytes``: events larger than this are dropped as ``too_large``.
+    * ``event_store``: where events wait; by default in memory. Pass a
+      :class:`~snowplow_tracker.event_store.SQLiteEventStore` to keep them on
+      disk across crashes and restarts.
+    * ``exit_timeout``: the bound of the flush at interpreter exit and of
+      ``close()`` without a timeout.
+    * ``clock``: a clock for tests (``snowplow_tracker.testing.FakeClock``).
+
+    After :meth:`close`, new events are not queued: they are counted as
+    ``dropped["closed"]`` and reported to ``on_failure`` (no exception reaches
+    ``track_*``).
     """
 
     def __init__(
@@ -83,11 +125,21 @@ class Emitter:
         request_timeout: Timeout | None = DEFAULT_REQUEST_TIMEOUT,
         session: requests.Session | None = None,
         byte_limit: int | None = None,
+        retry: RetryPolicy | None = None,
+        flush_interval: float | None = None,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        overflow: str = "drop_oldest",
+        block_timeout: float = 1.0,
+        max_event_bytes: int | None = None,
+        event_store: EventStore | None = None,
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+        clock: Clock | None = None,
     ) -> None:
         if contracts._enabled:
             _check_emitter_args(endpoint, protocol, port, method, buffer_size, byte_limit)
             contracts.optional_callable("Emitter()", "on_success", on_success)
             contracts.optional_callable("Emitter()", "on_failure", on_failure)
+            _check_delivery_args(retry, flush_interval, max_queue_size, overflow, exit_timeout)
         self.endpoint = Emitter.as_collector_uri(endpoint, protocol, port, method)
         self.method = method
         self.buffer_size = buffer_size or (1 if method == "get" else DEFAULT_MAX_LENGTH)
@@ -95,11 +147,38 @@ class Emitter:
         self.on_success = on_success
         self.on_failure = on_failure
         self.request_timeout = request_timeout
-        self.buffer: list[Event] = []
-        self._buffer_bytes = 0
-        self._lock = threading.Lock()
+        self.retry = retry if retry is not None else self._default_retry()
+        self.flush_interval = flush_interval
+        self.exit_timeout = exit_timeout
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._session = session
         self._transport = RequestsTransport(session, request_timeout or None)  # type: ignore[arg-type]
+        self._store: EventStore = event_store if event_store is not None else MemoryEventStore()
+        self._core = DeliveryCore(
+            self._store,
+            batch_size=self.buffer_size,
+            byte_limit=self.byte_limit,
+            max_queue_size=max_queue_size,
+            overflow=overflow,
+            block_timeout=block_timeout,
+            flush_interval=flush_interval,
+            clock=self._clock,
+            report=self._report,
+            max_event_bytes=max_event_bytes,
+        )
+        self._init_threads()
+        self._closed = False
+        _lifecycle.watch(self)
         logger.debug("Emitter initialized with endpoint %s", self.endpoint)
+
+    @staticmethod
+    def _default_retry() -> RetryPolicy:
+        return RetryPolicy.never()
+
+    def _init_threads(self) -> None:
+        self._stop = threading.Event()
+        self._threads_lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
 
     @staticmethod
     def as_collector_uri(
@@ -120,91 +199,103 @@ class Emitter:
     # -- input ---------------------------------------------------------------------------------
 
     def input(self, payload: Mapping[str, Any]) -> None:
-        """Buffer one event (a dict of name-value pairs); send when the buffer is full."""
+        """Queue one event (a dict of name-value pairs); send when the buffer is full."""
         event = stringify(payload)
-        with self._lock:
-            self.buffer.append(event)
-            if self.byte_limit is not None:
-                self._buffer_bytes += event_size(event)
-            full = len(self.buffer) >= self.buffer_size or (
-                self.byte_limit is not None and self._buffer_bytes >= self.byte_limit
-            )
-        if full:
+        if self._closed:
+            self._core.drop([event], "closed")
+            return
+        if self.flush_interval is not None and self._ticker is None:
+            self._start_ticker()
+        if self._core.add(event):
             self.flush()
 
+    @property
+    def buffer(self) -> list[Event]:
+        """The events waiting to be sent (a copy)."""
+        with self._core.lock:
+            peek = getattr(self._store, "peek", None)
+            return list(peek()) if peek is not None else []
+
     def _take(self) -> list[Event]:
-        with self._lock:
-            batch, self.buffer = self.buffer, []
-            self._buffer_bytes = 0
-        return batch
+        """Remove and return everything queued, for a caller that sends it elsewhere."""
+        with self._core.lock:
+            batch = self._core.take(max(1, len(self._store)))
+            if batch is None:
+                return []
+            self._core.in_flight.pop(batch.id, None)
+            self._store.ack(batch.keys)
+            self._core.cond.notify_all()
+        return batch.events
 
     # -- flushing ------------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Send everything buffered now, in this thread."""
-        batch = self._take()
-        if batch:
-            self._deliver(batch)
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything queued now, in this thread; True once all have a final outcome.
+
+        With a retry policy, retries happen here too; if ``timeout`` seconds
+        pass first, what is left stays queued for a later flush and the
+        result is False.
+        """
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        with self._core.lock:
+            target = self._core.tail
+            batch = self._core.take(max(1, len(self._store)))
+        if batch is not None:
+            self._send_batch(batch, deadline)
+        remaining = None if deadline is None else max(0.0, deadline - self._clock.monotonic())
+        return self._core.wait_done(target, remaining)
 
     def sync_flush(self, timeout: float | None = None) -> bool:
-        """Send everything buffered; return when it has been sent or has failed.
+        """Send everything queued and wait for the outcome (the same as :meth:`flush`)."""
+        return Emitter.flush(self, timeout)
 
-        Returns True (a synchronous emitter has nothing left in flight).
-        """
-        Emitter.flush(self)
-        return True
+    def request_flush(self) -> None:
+        """Start sending everything queued without waiting (sends now for the sync Emitter)."""
+        self.flush()
+
+    def _send_batch(self, batch: Batch, deadline: float | None) -> None:
+        try:
+            units = units_for(batch.events, self.method, self._split)
+            gen = deliver(units, self.retry, self._clock)
+            outcome = run_sync(gen, self._send_unit, self._clock, self._stop, deadline)
+        except Exception:  # a bug must not strand the batch in flight forever
+            logger.exception("sending a batch failed unexpectedly")
+            outcome = Outcome(["retries_exhausted"] * len(batch.events))
+        self._core.finish(batch, outcome)
+
+    def _split(self, events: Sequence[Event]) -> list[list[Event]]:
+        return split_batch(events, self.byte_limit)
+
+    def _send_unit(self, events: list[Event]) -> SendResult:
+        if self.method == "post":
+            result = self._transport.post(self.endpoint, post_body(events, _now_ms()))
+        else:
+            result = self._transport.get(self.endpoint, {**events[0], "stm": _now_ms()})
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s of %d event(s) to %s: %s",
+                self.method.upper(),
+                len(events),
+                self.endpoint,
+                result.describe(),
+            )
+        return result
 
     def _deliver(self, batch: list[Event]) -> tuple[int, list[Event]]:
-        if self.method == "post":
-            sent, unsent = self._send_post(batch)
-        else:
-            sent, unsent = self._send_get(batch)
+        """Send ``batch`` (not from the queue) now, with this emitter's retry policy.
+
+        Calls one callback and returns ``(count_sent, unsent_events)``.
+        """
+        units = units_for(batch, self.method, self._split)
+        gen = deliver(units, self.retry, self._clock)
+        outcome = run_sync(gen, self._send_unit, self._clock, self._stop)
+        unsent = [e for e, status in zip(batch, outcome.statuses) if status != "sent"]
+        sent = len(batch) - len(unsent)
+        with self._core.lock:
+            self._core.counters.sent += sent
+            self._core.counters.retried += outcome.retried
         self._report(sent, unsent)
         return sent, unsent
-
-    def _send_get(self, batch: list[Event]) -> tuple[int, list[Event]]:
-        sent = 0
-        unsent: list[Event] = []
-        for index, event in enumerate(batch):
-            result = self._transport.get(self.endpoint, {**event, "stm": _now_ms()})
-            self._log_result("GET", 1, result)
-            if result.ok:
-                sent += 1
-                continue
-            unsent.append(event)
-            if result.status is None:
-                # The collector is unreachable: do not wait a timeout per remaining event.
-                unsent.extend(batch[index + 1 :])
-                break
-        return sent, unsent
-
-    def _send_post(self, batch: list[Event]) -> tuple[int, list[Event]]:
-        sent = 0
-        unsent: list[Event] = []
-        chunks = split_batch(batch, self.byte_limit)
-        for index, chunk in enumerate(chunks):
-            result = self._transport.post(self.endpoint, post_body(chunk, _now_ms()))
-            self._log_result("POST", len(chunk), result)
-            if result.ok:
-                sent += len(chunk)
-                continue
-            unsent.extend(chunk)
-            if result.status is None:
-                for rest in chunks[index + 1 :]:
-                    unsent.extend(rest)
-                break
-        return sent, unsent
-
-    def _log_result(self, verb: str, count: int, result: SendResult) -> None:
-        if result.ok:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "%s of %d event(s) to %s: %s", verb, count, self.endpoint, result.describe()
-                )
-        else:
-            logger.warning(
-                "%s of %d event(s) to %s failed: %s", verb, count, self.endpoint, result.describe()
-            )
 
     def _report(self, sent: int, unsent: list[Event]) -> None:
         try:
@@ -215,6 +306,88 @@ class Emitter:
                 self.on_success(sent)
         except Exception:
             logger.exception("an emitter callback raised; the exception was ignored")
+
+    # -- the interval timer (sync Emitter) -----------------------------------------------------
+
+    def _start_ticker(self) -> None:
+        with self._threads_lock:
+            if self._ticker is None:
+                self._ticker = threading.Thread(
+                    target=self._tick, name="snowplow-emitter-timer", daemon=True
+                )
+                self._ticker.start()
+
+    def _tick(self) -> None:
+        interval = self.flush_interval or 1.0
+        # Real waits on purpose: the timer must not spin when a test clock stands still.
+        while not self._stop.wait(interval / 4):
+            with self._core.lock:
+                due = len(self._store) > 0 and self._core.interval_due()
+            if due:
+                self.flush()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def stats(self) -> DeliveryStats:
+        """Counts of events queued, in flight, sent, retried, failed and dropped by reason.
+
+        .. versionadded:: 0.6.0
+        """
+        return self._core.stats()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Send what is queued, waiting at most ``timeout`` s (default ``exit_timeout``).
+
+        What is still unsent then is dropped as ``shutdown_timeout`` and
+        reported to ``on_failure``, or, with a durable ``event_store``, left
+        there for the next process. Returns True if nothing was left. Later
+        calls do nothing and return True.
+        """
+        with self._threads_lock:
+            if self._closed:
+                return True
+            self._closed = True
+        wait = self.exit_timeout if timeout is None else timeout
+        done = self.flush(wait)
+        if not done:
+            self._core.write_off()
+        self._stop.set()
+        self._shut_down(done)
+        _lifecycle.unwatch(self)
+        return done
+
+    def _shut_down(self, done: bool) -> None:
+        with self._core.lock:
+            self._core.closing = True
+            self._core.cond.notify_all()
+        self._transport.close()
+        if done:
+            self._store.close()
+
+    def _close_at_exit(self, timeout: float) -> bool:
+        return self.close(timeout)
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: fresh queue, locks and threads; the parent sends its own events."""
+        inherited = self._store
+        # A durable store's connection must not be used (or closed) in the child.
+        self._inherited_store = inherited
+        max_bytes = getattr(inherited, "max_bytes", None) if not inherited.durable else None
+        self._store = MemoryEventStore(max_bytes)
+        self._core.store = self._store
+        self._core.reset()
+        self._init_threads()
+        if self._session is not None:
+            self._session.close()  # the pooled sockets belong to the parent
+            self._transport = RequestsTransport(self._session, self._transport.timeout)
+        else:
+            self._transport = RequestsTransport(new_session(), self._transport.timeout)
 
 
 def split_batch(batch: Sequence[Event], byte_limit: int | None) -> list[list[Event]]:
@@ -268,15 +441,22 @@ def _check_emitter_args(
 
 
 class AsyncEmitter(Emitter):
-    """Like :class:`Emitter`, but full buffers are sent by background worker threads.
+    """Like :class:`Emitter`, but a fixed pool of worker threads sends and retries.
 
-    ``track_*`` never waits on the network. ``flush()`` hands the buffer to the
-    workers and returns; ``sync_flush()`` waits until everything handed over
-    has been sent or has failed. A fixed pool of ``thread_count`` daemon
-    threads starts on first use. At interpreter exit, buffered and queued
-    events are sent within ``exit_timeout`` seconds, so a dead collector
-    cannot hang exit. A forked child starts with an empty buffer and its own
-    workers, and never re-sends its parent's events.
+    ``track_*`` never waits on the network and any number of threads may
+    track at once. ``thread_count`` daemon workers start on first use; with
+    one worker, events are sent in the order they were tracked, retries
+    included. Failed requests are retried in the background following
+    ``retry`` (default :class:`~snowplow_tracker.retry.RetryPolicy()`), and
+    each event's final outcome is reported once, per batch.
+
+    ``flush(timeout=None)`` waits until everything queued before it has a
+    final outcome (or the timeout passes) and returns whether it did;
+    ``request_flush()`` starts sending and returns at once (what
+    ``Tracker.flush(is_async=True)`` calls, as 0.5.0's ``flush()`` did). At
+    interpreter exit, queued events are sent within ``exit_timeout`` seconds,
+    so a dead collector cannot hang exit. A forked child starts with an empty
+    queue and its own workers, and never re-sends its parent's events.
     """
 
     def __init__(
@@ -293,8 +473,19 @@ class AsyncEmitter(Emitter):
         request_timeout: Timeout | None = DEFAULT_REQUEST_TIMEOUT,
         session: requests.Session | None = None,
         byte_limit: int | None = None,
-        exit_timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        flush_interval: float | None = 1.0,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        overflow: str = "drop_oldest",
+        block_timeout: float = 1.0,
+        max_event_bytes: int | None = None,
+        event_store: EventStore | None = None,
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+        clock: Clock | None = None,
     ) -> None:
+        if contracts._enabled:
+            contracts.integer("AsyncEmitter()", "thread_count", thread_count, minimum=1)
+        self.thread_count = thread_count
         super().__init__(
             endpoint,
             protocol,
@@ -306,120 +497,144 @@ class AsyncEmitter(Emitter):
             request_timeout=request_timeout,
             session=session,
             byte_limit=byte_limit,
+            retry=retry,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            overflow=overflow,
+            block_timeout=block_timeout,
+            max_event_bytes=max_event_bytes,
+            event_store=event_store,
+            exit_timeout=exit_timeout,
+            clock=clock,
         )
-        if contracts._enabled:
-            contracts.integer("AsyncEmitter()", "thread_count", thread_count, minimum=1)
-            contracts.number("AsyncEmitter()", "exit_timeout", exit_timeout)
-        self.thread_count = thread_count
-        self.exit_timeout = exit_timeout
-        self._init_workers()
-        _watch(self)
 
-    def _init_workers(self) -> None:
-        self._queue: queue.SimpleQueue[list[Event] | None] = queue.SimpleQueue()
+    @staticmethod
+    def _default_retry() -> RetryPolicy:
+        return RetryPolicy()
+
+    def _init_threads(self) -> None:
+        super()._init_threads()
         self._workers: list[threading.Thread] = []
-        self._pending = 0
-        self._idle = threading.Condition(threading.Lock())
 
-    def _after_fork_in_child(self) -> None:
-        # The parent still owns (and will send) what it had buffered or queued.
-        self._lock = threading.Lock()
-        self.buffer = []
-        self._buffer_bytes = 0
-        self._init_workers()
+    def input(self, payload: Mapping[str, Any]) -> None:
+        """Queue one event for the workers; never waits on the network."""
+        event = stringify(payload)
+        if self._closed:
+            self._core.drop([event], "closed")
+            return
+        if not self._workers:
+            self._start_workers()
+        self._core.add(event)
 
-    def flush(self) -> None:
-        """Hand everything buffered to the workers and return at once."""
-        batch = self._take()
-        if batch:
-            self._submit(batch)
+    def flush(self, timeout: float | None = None) -> bool:
+        """Have the workers send everything queued; wait up to ``timeout`` s for the outcomes.
+
+        Returns True when every event queued before the call has a final
+        outcome (sent or failed: see ``stats()`` and the callbacks), False
+        if ``timeout`` passed first; the workers keep going either way.
+        """
+        target = self._core.request_flush()
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        if not self._start_workers():
+            self._drain_here(deadline)
+        remaining = None if deadline is None else max(0.0, deadline - self._clock.monotonic())
+        return self._core.wait_done(target, remaining)
 
     def sync_flush(self, timeout: float | None = None) -> bool:
-        """Send everything buffered; wait until all handed-over events are sent or failed.
+        """The same as :meth:`flush`."""
+        return self.flush(timeout)
 
-        Returns False if ``timeout`` seconds passed first.
-        """
-        self.flush()
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+    def request_flush(self) -> None:
+        """Ask the workers to send everything queued, and return at once."""
+        self._core.request_flush()
+        self._start_workers()
 
-    def _submit(self, batch: list[Event]) -> None:
-        with self._idle:
-            self._pending += 1
-            if len(self._workers) < self.thread_count:
-                self._start_workers()
-        self._queue.put(batch)
-
-    def _start_workers(self) -> None:
-        while len(self._workers) < self.thread_count:
-            worker = threading.Thread(
-                target=self._work, name=f"snowplow-emitter-{len(self._workers)}", daemon=True
-            )
-            worker.start()
-            self._workers.append(worker)
+    def _start_workers(self) -> bool:
+        """Start the pool if needed; False when no thread can start (interpreter exit)."""
+        with self._threads_lock:
+            if self._closed and not self._workers:
+                return False
+            try:
+                while len(self._workers) < self.thread_count:
+                    worker = threading.Thread(
+                        target=self._work,
+                        name=f"snowplow-emitter-{len(self._workers)}",
+                        daemon=True,
+                    )
+                    worker.start()
+                    self._workers.append(worker)
+            except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                return bool(self._workers)
+        return True
 
     def _work(self) -> None:
         while True:
-            batch = self._queue.get()
+            batch = self._next_batch()
             if batch is None:
                 return
-            try:
-                self._deliver(batch)
-            except Exception:  # a bug must not kill the worker and strand the queue
-                logger.exception("sending a batch failed unexpectedly")
-            finally:
-                with self._idle:
-                    self._pending -= 1
-                    if self._pending == 0:
-                        self._idle.notify_all()
+            self._send_batch(batch, None)
 
-    def _drain_at_exit(self) -> None:
-        batch = self._take()
-        if self._workers:
-            if batch:
-                self._submit(batch)
-            if not self.sync_flush(self.exit_timeout):
-                logger.warning(
-                    "exit: events still unsent after %.1f s were abandoned", self.exit_timeout
-                )
-        elif batch:
-            # New threads cannot start while the interpreter exits: send from this one.
-            self._deliver(batch)
+    def _next_batch(self) -> Batch | None:
+        core = self._core
+        with core.lock:
+            while not core.ready():
+                if core.closing or self._stop.is_set():
+                    return None
+                core.cond.wait(core.next_timer())
+            return core.take(max(self.buffer_size, MAX_BATCH_EVENTS))
 
+    def _drain_here(self, deadline: float | None) -> None:
+        # No worker can run (exit in progress): send from this thread.
+        while deadline is None or self._clock.monotonic() < deadline:
+            with self._core.lock:
+                batch = self._core.take(max(self.buffer_size, MAX_BATCH_EVENTS))
+            if batch is None:
+                return
+            self._send_batch(batch, deadline)
 
-_async_emitters: weakref.WeakSet[AsyncEmitter] = weakref.WeakSet()
-_hooks_installed = False
-_hooks_lock = threading.Lock()
-
-
-def _watch(emitter: AsyncEmitter) -> None:
-    global _hooks_installed
-    with _hooks_lock:
-        _async_emitters.add(emitter)
-        if not _hooks_installed:
-            atexit.register(_drain_all_at_exit)
-            os.register_at_fork(after_in_child=_reset_all_after_fork)
-            _hooks_installed = True
+    def _shut_down(self, done: bool) -> None:
+        with self._core.lock:
+            self._core.closing = True
+            self._core.cond.notify_all()
+        for worker in self._workers:
+            worker.join(0.5 if done else 0.05)
+        if not any(worker.is_alive() for worker in self._workers):
+            super()._shut_down(done)
 
 
-def _drain_all_at_exit() -> None:
-    for emitter in list(_async_emitters):
-        try:
-            emitter._drain_at_exit()
-        except Exception:
-            logger.exception("flushing an emitter at exit failed")
-
-
-def _reset_all_after_fork() -> None:
-    for emitter in list(_async_emitters):
-        emitter._after_fork_in_child()
+def _check_delivery_args(
+    retry: object,
+    flush_interval: object,
+    max_queue_size: object,
+    overflow: object,
+    exit_timeout: object,
+) -> None:
+    where = "Emitter()"
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        contracts.fail_type(where, "retry", "a RetryPolicy", retry)
+    contracts.number(where, "flush_interval", flush_interval, optional=True)
+    contracts.integer(where, "max_queue_size", max_queue_size, minimum=1)
+    contracts.one_of(where, "overflow", overflow, OVERFLOW_POLICIES)
+    contracts.number(where, "exit_timeout", exit_timeout)
 
 
 # Imported last: CeleryEmitter subclasses Emitter. Neither imports celery or redis here.
 from ._celery import CeleryEmitter  # noqa: E402
 from ._redis import RedisEmitter  # noqa: E402
 
-__all__ = ["AsyncEmitter", "CeleryEmitter", "Emitter", "RedisEmitter", "logger"]
+__all__ = [
+    "AsyncEmitter",
+    "CeleryEmitter",
+    "DeliveryStats",
+    "Emitter",
+    "RedisEmitter",
+    "RetryPolicy",
+    "event_size",
+    "logger",
+    "post_body",
+    "split_batch",
+    "stringify",
+]
 
 
 def __getattr__(name: str) -> Any:

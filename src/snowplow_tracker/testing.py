@@ -18,6 +18,9 @@ Events are validated against Iglu schemas (bundled Iglu Central plus ``schemas``
 directories) when the ``collector`` extra is installed; otherwise they are only
 decoded and ``errors`` stays empty. For a real HTTP collector in tests, use the
 pytest fixture ``snowplow_collector`` (registered by :mod:`snowplow_tracker_pytest`).
+
+``FakeClock`` is a clock for emitters whose waits return at once, so retries and
+``Retry-After`` can be tested without sleeping.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from .emitters import stringify
 from .payload import Payload
 from .tracker import Tracker
 
-__all__ = ["CapturedEvent", "CapturingEmitter", "capture_events"]
+__all__ = ["CapturedEvent", "CapturingEmitter", "FakeClock", "capture_events"]
 
 _EVENT_TYPES = {
     "pv": "page_view", "pp": "page_ping", "se": "struct", "ev": "struct", "ue": "unstruct",
@@ -191,3 +194,37 @@ def capture_events(
         yield emitter.events
     finally:
         Tracker.track = original  # type: ignore[method-assign]
+
+
+class FakeClock:
+    """A clock for emitters (``clock=FakeClock()``) whose waits return at once.
+
+    A wait that is not cut short by its event moves the time forward by the
+    whole timeout and is recorded in :attr:`sleeps`, so a test can check a
+    backoff or a ``Retry-After`` without sleeping.
+
+    .. versionadded:: 0.6.0
+    """
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        with self._lock:
+            self.sleeps.append(timeout)
+            self.now += timeout
+        return event.is_set()
+
+    async def async_wait(self, event: Any, timeout: float) -> bool:
+        return self.wait(event, timeout)

@@ -142,11 +142,15 @@ class Tracker:
         """Send what every emitter has buffered.
 
         By default each emitter sends synchronously (``sync_flush``); with
-        ``is_async=True`` each emitter's ``flush()`` is called, which for
-        :class:`~snowplow_tracker.emitters.AsyncEmitter` returns at once.
+        ``is_async=True`` each emitter is asked to start sending and the call
+        returns at once (``request_flush()`` where an emitter has it, as
+        :class:`~snowplow_tracker.emitters.AsyncEmitter` does, else ``flush()``).
         """
         for emitter in self.emitters:
-            if is_async or not _call_if_present(emitter, "sync_flush"):
+            if is_async:
+                if not _call_if_present(emitter, "request_flush"):
+                    _call_if_present(emitter, "flush")
+            elif not _call_if_present(emitter, "sync_flush"):
                 _call_if_present(emitter, "flush")
         return self
 

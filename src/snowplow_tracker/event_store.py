@@ -1,0 +1,303 @@
+"""Where an emitter keeps events until they reach a final outcome.
+
+A store is a FIFO queue with leases: :meth:`take` hands out the oldest events
+and keeps them (leased) until :meth:`ack` removes them for good or
+:meth:`release` puts them back at the head. :class:`MemoryEventStore` is the
+default; :class:`SQLiteEventStore` keeps events in a SQLite file (WAL mode) so
+that events queued or waiting for a retry survive a crash or ``kill -9`` and
+are sent by the next process that opens the same file.
+
+A store belongs to one emitter in one process; emitters call it under their
+own lock. A forked child does not use its parent's SQLite store: its emitter
+keeps its events in memory.
+
+.. versionadded:: 0.6.0
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol, Union
+
+from .payload import dumps
+
+Event = dict[str, str]
+Item = tuple[int, Event, int]  # key, event, approximate serialised size
+
+
+class EventStore(Protocol):
+    """The storage an emitter queues events in (see the module docstring)."""
+
+    #: True when events outlive the process (then unsent events are kept, not dropped, at exit).
+    durable: bool
+
+    def __len__(self) -> int:
+        """Events waiting (not leased)."""
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate serialised bytes of the events waiting."""
+
+    def add(self, event: Event, size: int) -> list[Event]:
+        """Append an event; return the oldest waiting events evicted to respect the bounds."""
+
+    def take(self, max_events: int, max_bytes: int | None) -> list[tuple[int, Event]]:
+        """Lease up to ``max_events`` of the oldest waiting events (at least one if any)."""
+
+    def ack(self, keys: Iterable[int]) -> None:
+        """Remove leased events for good."""
+
+    def release(self, keys: Iterable[int]) -> None:
+        """Put leased events back at the head, in their order."""
+
+    def evict_oldest(self, count: int) -> list[Event]:
+        """Remove and return up to ``count`` of the oldest waiting events."""
+
+    def expire(self) -> list[Event]:
+        """Remove and return waiting events older than the store's age limit."""
+
+    def close(self) -> None:
+        """Release resources; unacknowledged events stay if the store is durable."""
+
+
+class MemoryEventStore:
+    """An in-memory FIFO, bounded by the emitter's ``max_queue_size`` and by ``max_bytes``."""
+
+    durable = False
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = max_bytes
+        self._queue: deque[Item] = deque()
+        self._leased: dict[int, Item] = {}
+        self._next_key = 0
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def add(self, event: Event, size: int) -> list[Event]:
+        self._next_key += 1
+        self._queue.append((self._next_key, event, size))
+        self._bytes += size
+        if self.max_bytes is not None and self._bytes > self.max_bytes:
+            return self._evict_to_fit()
+        return []
+
+    def _evict_to_fit(self) -> list[Event]:
+        evicted: list[Event] = []
+        while self._queue and self.max_bytes is not None and self._bytes > self.max_bytes:
+            evicted.extend(self.evict_oldest(1))
+        return evicted
+
+    def take(self, max_events: int, max_bytes: int | None) -> list[tuple[int, Event]]:
+        taken: list[tuple[int, Event]] = []
+        size = 0
+        queue = self._queue
+        while queue and len(taken) < max_events:
+            item = queue[0]
+            if taken and max_bytes is not None and size + item[2] > max_bytes:
+                break
+            queue.popleft()
+            self._bytes -= item[2]
+            size += item[2]
+            self._leased[item[0]] = item
+            taken.append((item[0], item[1]))
+        return taken
+
+    def ack(self, keys: Iterable[int]) -> None:
+        for key in keys:
+            self._leased.pop(key, None)
+
+    def release(self, keys: Iterable[int]) -> None:
+        items = [self._leased.pop(key) for key in keys if key in self._leased]
+        for item in reversed(items):
+            self._queue.appendleft(item)
+            self._bytes += item[2]
+
+    def evict_oldest(self, count: int) -> list[Event]:
+        evicted: list[Event] = []
+        while self._queue and len(evicted) < count:
+            _, event, size = self._queue.popleft()
+            self._bytes -= size
+            evicted.append(event)
+        return evicted
+
+    def expire(self) -> list[Event]:
+        return []
+
+    def peek(self) -> list[Event]:
+        """The waiting events, oldest first."""
+        return [item[1] for item in self._queue]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    size INTEGER NOT NULL,
+    body TEXT NOT NULL
+)
+"""
+
+
+class SQLiteEventStore:
+    """A durable FIFO in one SQLite file (WAL), bounded by count, bytes and age.
+
+    Each event is committed before ``input()`` returns, so a ``kill -9`` loses
+    none of them; the next process opening ``path`` sends them. When a bound is
+    exceeded the oldest waiting events are dropped and counted by the emitter
+    (``queue_full``; ``expired`` for ``max_age``, checked at open and every
+    minute). An event is removed only once it has a final outcome, so one that
+    was in flight at a crash may be sent twice: delivery is at least once and
+    the collector's pipeline de-duplicates on ``eid``.
+    """
+
+    durable = True
+
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        max_events: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_age: float | None = 7 * 24 * 3600.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self._clock = wall_clock
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit survives the process being killed (not a power loss), without fsync.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute(_SCHEMA)
+        self._cursor = 0  # highest id handed out by take()
+        self._released: deque[Item] = deque()
+        self._leased: dict[int, Item] = {}
+        self._next_expiry = 0.0
+        row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
+        self._count, self._bytes = int(row[0]), int(row[1])
+
+    def __len__(self) -> int:
+        return self._count - len(self._leased)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes - sum(item[2] for item in self._leased.values())
+
+    def add(self, event: Event, size: int) -> list[Event]:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO events (created, size, body) VALUES (?, ?, ?)",
+                (self._clock(), size, dumps(event)),
+            )
+            self._count += 1
+            self._bytes += size
+            over = self._count - self.max_events
+            evicted = self.evict_oldest(over) if over > 0 else []
+            while self._bytes > self.max_bytes and len(self) > 1:
+                evicted.extend(self.evict_oldest(1))
+            return evicted
+
+    def take(self, max_events: int, max_bytes: int | None) -> list[tuple[int, Event]]:
+        with self._lock:
+            items = [self._released.popleft() for _ in range(min(max_events, len(self._released)))]
+            if len(items) < max_events:
+                items.extend(self._select(max_events - len(items)))
+            taken: list[tuple[int, Event]] = []
+            size = 0
+            for index, item in enumerate(items):
+                if taken and max_bytes is not None and size + item[2] > max_bytes:
+                    self._released.extendleft(reversed(items[index:]))
+                    break
+                size += item[2]
+                self._leased[item[0]] = item
+                taken.append((item[0], item[1]))
+            return taken
+
+    def _select(self, limit: int) -> list[Item]:
+        rows = self._db.execute(
+            "SELECT id, body, size FROM events WHERE id > ? ORDER BY id LIMIT ?",
+            (self._cursor, limit),
+        ).fetchall()
+        if rows:
+            self._cursor = int(rows[-1][0])
+        return [(int(key), _loads(body), int(size)) for key, body, size in rows]
+
+    def ack(self, keys: Iterable[int]) -> None:
+        with self._lock:
+            items = [self._leased.pop(key) for key in keys if key in self._leased]
+            self._delete([item[0] for item in items])
+            self._count -= len(items)
+            self._bytes -= sum(item[2] for item in items)
+
+    def release(self, keys: Iterable[int]) -> None:
+        with self._lock:
+            items = [self._leased.pop(key) for key in keys if key in self._leased]
+            self._released.extendleft(reversed(items))
+
+    def evict_oldest(self, count: int) -> list[Event]:
+        with self._lock:
+            items = [self._released.popleft() for _ in range(min(count, len(self._released)))]
+            if len(items) < count:
+                items.extend(self._select(count - len(items)))
+            return self._remove(items)
+
+    def expire(self) -> list[Event]:
+        with self._lock:
+            now = self._clock()
+            if self.max_age is None or now < self._next_expiry:
+                return []
+            self._next_expiry = now + 60.0
+            cutoff = now - self.max_age
+            old = [item for item in self._released if self._created(item[0]) < cutoff]
+            for item in old:
+                self._released.remove(item)
+            rows = self._db.execute(
+                "SELECT id, body, size FROM events WHERE id > ? AND created < ? ORDER BY id",
+                (self._cursor, cutoff),
+            ).fetchall()
+            old.extend((int(key), _loads(body), int(size)) for key, body, size in rows)
+            return self._remove(old)
+
+    def _created(self, key: int) -> float:
+        row = self._db.execute("SELECT created FROM events WHERE id = ?", (key,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def _remove(self, items: list[Item]) -> list[Event]:
+        self._delete([item[0] for item in items])
+        self._count -= len(items)
+        self._bytes -= sum(item[2] for item in items)
+        return [item[1] for item in items]
+
+    def _delete(self, keys: list[int]) -> None:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _loads(body: str) -> Event:
+    value: Event = json.loads(body)
+    return value
