@@ -21,9 +21,11 @@ logger = logging.getLogger("snowplow_tracker")
 logger.setLevel(logging.INFO)
 logger.addHandler(logging.NullHandler())
 
+from ._delivery import DeliveryStats  # noqa: E402
 from ._version import __version__, __version_info__  # noqa: E402
 from .contracts import contracts_enabled, disable_contracts, enable_contracts  # noqa: E402
 from .emitters import AsyncEmitter, CeleryEmitter, Emitter, RedisEmitter  # noqa: E402
+from .event_store import EventStore, MemoryEventStore, SQLiteEventStore  # noqa: E402
 from .exceptions import (  # noqa: E402
     ContractError,
     EmitterClosedError,
@@ -33,21 +35,28 @@ from .exceptions import (  # noqa: E402
     SnowplowError,
 )
 from .payload import Payload  # noqa: E402
+from .retry import RetryPolicy  # noqa: E402
 from .self_describing_json import SelfDescribingJson  # noqa: E402
 from .subject import Subject  # noqa: E402
 from .tracker import Tracker  # noqa: E402
 
 __all__ = [
     "AsyncEmitter",
+    "AsyncioEmitter",
     "CeleryEmitter",
     "ContractError",
+    "DeliveryStats",
     "Emitter",
     "EmitterClosedError",
+    "EventStore",
     "InvalidTypeError",
     "InvalidValueError",
+    "MemoryEventStore",
     "MissingExtraError",
     "Payload",
     "RedisEmitter",
+    "RetryPolicy",
+    "SQLiteEventStore",
     "SelfDescribingJson",
     "SnowplowError",
     "Subject",
@@ -59,3 +68,12 @@ __all__ = [
     "enable_contracts",
     "logger",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # AsyncioEmitter is loaded on first use, so importing the package does not import asyncio.
+    if name == "AsyncioEmitter":
+        from .aio import AsyncioEmitter
+
+        return AsyncioEmitter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

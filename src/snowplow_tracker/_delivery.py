@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Union
 
@@ -282,6 +282,26 @@ def _sleep(seconds: float, clock: Clock, stop: threading.Event, deadline: float 
     return bool(clock.wait(stop, seconds))
 
 
+async def run_async(
+    gen: Generator[Union[Send, Sleep], Any, Outcome],
+    send: Callable[[list[Event]], Awaitable[Any]],
+    clock: Clock,
+    stop: Any,
+) -> Outcome:
+    """Drive :func:`deliver` in an asyncio task; ``stop`` (an ``asyncio.Event``) cuts it short."""
+    command = next(gen)
+    while True:
+        if isinstance(command, Send):
+            reply: Any = STOP if stop.is_set() else await send(command.events)
+        else:
+            reply = await clock.async_wait(stop, command.seconds)
+        try:
+            command = gen.send(reply)
+        except StopIteration as done:
+            result: Outcome = done.value
+            return result
+
+
 # -- the queue ---------------------------------------------------------------------------------
 
 
@@ -453,11 +473,14 @@ class DeliveryCore:
                 reasons[status] = reasons.get(status, 0) + 1
         with self.lock:
             summary = self._account(batch, outcome, sent_keys, failed, abandoned, reasons)
-            self.cond.notify_all()
         if summary:
             logger.warning(summary)
         if not batch.written_off and (sent_keys or failed):
             self.report(len(sent_keys), [event for _, event in failed])
+        with self.lock:
+            # Only now is the batch done: a flush() returns after its callback has run.
+            self.in_flight.pop(batch.id, None)
+            self.cond.notify_all()
 
     def _account(
         self,
@@ -468,7 +491,6 @@ class DeliveryCore:
         abandoned: list[int],
         reasons: dict[str, int],
     ) -> str | None:
-        self.in_flight.pop(batch.id, None)
         self.store.ack(sent_keys + [key for key, _ in failed])
         self.counters.sent += len(sent_keys)
         self.counters.retried += outcome.retried

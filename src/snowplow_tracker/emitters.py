@@ -347,14 +347,16 @@ class Emitter:
             if self._closed:
                 return True
             self._closed = True
-        wait = self.exit_timeout if timeout is None else timeout
-        done = self.flush(wait)
+        done = self._final_flush(self.exit_timeout if timeout is None else timeout)
         if not done:
             self._core.write_off()
         self._stop.set()
         self._shut_down(done)
         _lifecycle.unwatch(self)
         return done
+
+    def _final_flush(self, timeout: float) -> bool:
+        return self.flush(timeout)
 
     def _shut_down(self, done: bool) -> None:
         with self._core.lock:

@@ -1,0 +1,300 @@
+"""AsyncioEmitter: delivery for asyncio applications (FastAPI, aiohttp, ...) on httpx.
+
+Needs the ``httpx`` extra (``pip install 'snowplow-tracker[httpx]'``).
+
+.. versionadded:: 0.6.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Mapping
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+from . import _lifecycle, contracts
+from ._delivery import ABANDONED, Batch, Clock, Outcome, deliver, logger, run_async, units_for
+from ._extras import require
+from ._http import SendResult, Timeout, parse_retry_after
+from .constants import DEFAULT_REQUEST_TIMEOUT, POST_CONTENT_TYPE
+from .contracts import fail_value
+from .emitters import (
+    DEFAULT_EXIT_TIMEOUT,
+    DEFAULT_MAX_QUEUE_SIZE,
+    MAX_BATCH_EVENTS,
+    Emitter,
+    _now_ms,
+    post_body,
+    stringify,
+)
+from .event_store import EventStore
+from .retry import RetryPolicy
+from .typing import FailureCallback, SuccessCallback
+
+_POST_HEADERS = {"Content-Type": POST_CONTENT_TYPE}
+
+
+class AsyncioEmitter(Emitter):
+    """Queues events without blocking the event loop; an asyncio task sends and retries them.
+
+    Same constructor, batching, retry policy (default ``RetryPolicy()``),
+    callbacks and ``stats()`` as :class:`~snowplow_tracker.emitters.AsyncEmitter`.
+    ``input()`` (what ``track_*`` calls) only queues and wakes the sending
+    task, which starts on first use in the running loop. Callbacks run in the
+    loop: keep them short.
+
+    * ``await emitter.flush(timeout=None)`` waits until everything queued
+      before it has a final outcome; ``await emitter.aclose(timeout)``, or
+      ``async with AsyncioEmitter(...) as emitter:``, closes it.
+    * ``Tracker.flush()`` never blocks a running loop: it starts sending and
+      returns. Outside a running loop it sends synchronously.
+    * At interpreter exit, events still queued are sent synchronously within
+      ``exit_timeout``, after the loop has gone.
+    * ``overflow="block"`` is refused: it would block the loop.
+    * ``client`` is an ``httpx.AsyncClient`` of your own; by default one that
+      never stores collector cookies.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        protocol: str = "http",
+        port: int | None = None,
+        method: str = "get",
+        buffer_size: int | None = None,
+        on_success: SuccessCallback | None = None,
+        on_failure: FailureCallback | None = None,
+        *,
+        request_timeout: Timeout | None = DEFAULT_REQUEST_TIMEOUT,
+        client: Any = None,
+        byte_limit: int | None = None,
+        retry: RetryPolicy | None = None,
+        flush_interval: float | None = 1.0,
+        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        overflow: str = "drop_oldest",
+        max_event_bytes: int | None = None,
+        event_store: EventStore | None = None,
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
+        clock: Clock | None = None,
+    ) -> None:
+        self._httpx = require("httpx", "httpx")
+        if contracts._enabled and overflow == "block":
+            fail_value("AsyncioEmitter()", "overflow", "drop_oldest or drop_newest", overflow)
+        self._client = client
+        self._own_client = client is None
+        super().__init__(
+            endpoint,
+            protocol,
+            port,
+            method,
+            buffer_size,
+            on_success,
+            on_failure,
+            request_timeout=request_timeout,
+            byte_limit=byte_limit,
+            retry=retry,
+            flush_interval=flush_interval,
+            max_queue_size=max_queue_size,
+            overflow=overflow,
+            max_event_bytes=max_event_bytes,
+            event_store=event_store,
+            exit_timeout=exit_timeout,
+            clock=clock,
+        )
+        self._core.wake = self._wake
+
+    @staticmethod
+    def _default_retry() -> RetryPolicy:
+        return RetryPolicy()
+
+    def _init_threads(self) -> None:
+        super()._init_threads()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._progress: asyncio.Event | None = None
+        self._astop: asyncio.Event | None = None
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def input(self, payload: Mapping[str, Any]) -> None:
+        """Queue one event and wake the sending task; never blocks the loop."""
+        event = stringify(payload)
+        if self._closed:
+            self._core.drop([event], "closed")
+            return
+        if self._task is None or self._task.done():
+            self._ensure_task()
+        self._core.add(event)
+
+    def _ensure_task(self) -> bool:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False  # no loop here: the next call from the loop, or exit, sends
+        if self._task is not None and not self._task.done() and self._loop is loop:
+            return True
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        self._wakeup, self._progress, self._astop = (
+            asyncio.Event(),
+            asyncio.Event(),
+            asyncio.Event(),
+        )
+        self._task = loop.create_task(self._run(), name="snowplow-emitter")
+        return True
+
+    def _wake(self) -> None:
+        loop, wakeup = self._loop, self._wakeup
+        if loop is None or wakeup is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            wakeup.set()
+        else:
+            loop.call_soon_threadsafe(wakeup.set)
+
+    # -- the sending task ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        core = self._core
+        assert self._wakeup is not None
+        while True:
+            self._wakeup.clear()  # before looking, so a wake-up in between is not lost
+            with core.lock:
+                batch = core.take(max(self.buffer_size, MAX_BATCH_EVENTS)) if core.ready() else None
+                timer = core.next_timer()
+                closing = core.closing
+            if batch is not None:
+                await self._send_batch_async(batch)
+            elif closing:
+                return
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timer)
+
+    async def _send_batch_async(self, batch: Batch) -> None:
+        try:
+            units = units_for(batch.events, self.method, self._split)
+            gen = deliver(units, self.retry, self._clock)
+            outcome = await run_async(gen, self._send_unit_async, self._clock, self._astop)
+        except asyncio.CancelledError:
+            # The loop is going away (asyncio.run() ending): put the batch back for the exit flush.
+            self._core.finish(batch, Outcome([ABANDONED] * len(batch.events)))
+            raise
+        except Exception:  # a bug must not strand the batch in flight forever
+            logger.exception("sending a batch failed unexpectedly")
+            outcome = Outcome(["retries_exhausted"] * len(batch.events))
+        self._core.finish(batch, outcome)
+        if self._progress is not None:
+            self._progress.set()
+
+    async def _send_unit_async(self, events: list[dict[str, str]]) -> SendResult:
+        client = self._http_client()
+        try:
+            if self.method == "post":
+                body = post_body(events, _now_ms())
+                response = await client.post(self.endpoint, content=body, headers=_POST_HEADERS)
+            else:
+                response = await client.get(self.endpoint, params={**events[0], "stm": _now_ms()})
+        except Exception as exc:  # network errors, timeouts: the retry policy decides
+            return SendResult(None, exc)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return SendResult(int(response.status_code), None, retry_after)
+
+    def _http_client(self) -> Any:
+        if self._client is None:
+            timeout = self.request_timeout
+            if isinstance(timeout, tuple):
+                timeout = self._httpx.Timeout(timeout[1], connect=timeout[0])
+            jar = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+            self._client = self._httpx.AsyncClient(timeout=timeout, cookies=jar)
+        return self._client
+
+    # -- flushing and closing ------------------------------------------------------------------
+
+    async def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Send everything queued; wait up to ``timeout`` s until each has a final outcome."""
+        target = self._core.request_flush()
+        self._ensure_task()
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        progress = self._progress
+        assert progress is not None
+        while True:
+            progress.clear()
+            with self._core.lock:
+                if self._core.done_through(target):
+                    return True
+            remaining = None if deadline is None else deadline - self._clock.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(progress.wait(), remaining)
+
+    def sync_flush(self, timeout: float | None = None) -> bool:
+        """In a running loop: start sending and return False at once. Else send here."""
+        if self._in_running_loop():
+            self.request_flush()
+            return False
+        return Emitter.flush(self, timeout)
+
+    def request_flush(self) -> None:
+        """Start sending everything queued, and return at once."""
+        self._core.request_flush()
+        self._ensure_task()
+
+    async def aclose(self, timeout: float | None = None) -> bool:
+        """Send what is queued within ``timeout`` s (default ``exit_timeout``), then stop.
+
+        What is left is counted and reported as in
+        :meth:`~snowplow_tracker.emitters.Emitter.close`.
+        """
+        with self._threads_lock:
+            if self._closed:
+                return True
+            self._closed = True
+        done = await self.flush(self.exit_timeout if timeout is None else timeout)
+        if not done:
+            self._core.write_off()
+        with self._core.lock:
+            self._core.closing = True
+        if self._astop is not None:
+            self._astop.set()
+        self._wake()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._task), 0.5)
+        if self._own_client and self._client is not None:
+            await self._client.aclose()
+        if done:
+            self._store.close()
+        _lifecycle.unwatch(self)
+        return done
+
+    async def __aenter__(self) -> AsyncioEmitter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Close from synchronous code with no running loop (at exit, say): sends here."""
+        if self._in_running_loop():
+            raise RuntimeError("use 'await emitter.aclose()' inside a running event loop")
+        self._stop.set()  # a task left on a stopped loop must not send any more
+        return Emitter.close(self, timeout)
+
+    def _final_flush(self, timeout: float) -> bool:
+        return Emitter.flush(self, timeout)
+
+    def _in_running_loop(self) -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._client = None if self._own_client else self._client
