@@ -376,6 +376,7 @@ class DeliveryCore:
             self.drop([event], "too_large")
             return False
         dropped: list[Event] = []
+        started = False
         with self.lock:
             accepted = len(self.store) < self.max_queue_size or self._make_room(dropped)
             if accepted:
@@ -383,17 +384,19 @@ class DeliveryCore:
                 self.tail += 1
                 if self.oldest_at is None:
                     self.oldest_at = self.clock.monotonic()
+                    started = self.flush_interval is not None
             self.head += len(dropped)  # evicted events leave the queue at its head
             ready = len(self.store) >= self.batch_size or (
                 self.byte_limit is not None and self.store.nbytes >= self.byte_limit
             )
-            if ready:
+            if ready or started:
+                # Full, or the first event of an interval: a worker must (re)arm its timer.
                 self.cond.notify()
         if not accepted:
             dropped.append(event)
         if dropped:
             self.drop(dropped, "queue_full")
-        if ready and self.wake is not None:
+        if (ready or started) and self.wake is not None:
             self.wake()
         return ready
 
