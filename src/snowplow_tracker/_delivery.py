@@ -237,9 +237,9 @@ def _deliver_unit(
         delay = policy.next_delay(result, attempt, clock.monotonic() - first, rand)
         if delay is None:
             return _final_reason(policy, result.status), result.status is not None
-        outcome.retried += len(unit)
         if (yield Sleep(delay)):
             return ABANDONED, True
+        outcome.retried += len(unit)
         attempt += 1
 
 
@@ -257,15 +257,20 @@ def run_sync(
     clock: Clock,
     stop: threading.Event,
     deadline: float | None = None,
+    sleep: bool = True,
 ) -> Outcome:
-    """Drive :func:`deliver` in this thread; ``stop`` or ``deadline`` cut it short."""
+    """Drive :func:`deliver` in this thread; ``stop`` or ``deadline`` cut it short.
+
+    With ``sleep=False`` a backoff ends the delivery at once instead (the rest
+    is abandoned, to be retried by a later flush).
+    """
     command = next(gen)
     while True:
         if isinstance(command, Send):
             late = deadline is not None and clock.monotonic() >= deadline
             reply: Any = STOP if stop.is_set() or late else send(command.events)
         else:
-            reply = _sleep(command.seconds, clock, stop, deadline)
+            reply = _sleep(command.seconds, clock, stop, deadline) if sleep else True
         try:
             command = gen.send(reply)
         except StopIteration as done:

@@ -20,7 +20,7 @@ logger = logging.getLogger("snowplow_tracker.emitters")
 class Managed(Protocol):
     exit_timeout: float
 
-    def request_flush(self) -> None: ...
+    def _begin_exit_flush(self) -> None: ...
 
     def _close_at_exit(self, timeout: float) -> bool: ...
 
@@ -54,7 +54,7 @@ def close_all_at_exit() -> None:
     start = time.monotonic()
     for emitter in emitters:
         # Start every emitter's flush first, so they send in parallel.
-        _guard(emitter.request_flush)
+        _guard(emitter._begin_exit_flush)
     for emitter in emitters:
         remaining = max(0.0, emitter.exit_timeout - (time.monotonic() - start))
         _guard(emitter._close_at_exit, remaining)

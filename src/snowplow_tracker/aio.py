@@ -244,6 +244,9 @@ class AsyncioEmitter(Emitter):
         self._core.request_flush()
         self._ensure_task()
 
+    def _begin_exit_flush(self) -> None:
+        self._core.request_flush()
+
     async def aclose(self, timeout: float | None = None) -> bool:
         """Send what is queued within ``timeout`` s (default ``exit_timeout``), then stop.
 
@@ -282,7 +285,6 @@ class AsyncioEmitter(Emitter):
         """Close from synchronous code with no running loop (at exit, say): sends here."""
         if self._in_running_loop():
             raise RuntimeError("use 'await emitter.aclose()' inside a running event loop")
-        self._stop.set()  # a task left on a stopped loop must not send any more
         return Emitter.close(self, timeout)
 
     def _final_flush(self, timeout: float) -> bool:

@@ -179,6 +179,7 @@ class Emitter:
         self._stop = threading.Event()
         self._threads_lock = threading.Lock()
         self._ticker: threading.Thread | None = None
+        self._auto_flush_at = 0  # queue position from which input() sends a full buffer
 
     @staticmethod
     def as_collector_uri(
@@ -206,8 +207,25 @@ class Emitter:
             return
         if self.flush_interval is not None and self._ticker is None:
             self._start_ticker()
-        if self._core.add(event):
-            self.flush()
+        if self._core.add(event) and self._core.tail >= self._auto_flush_at:
+            if type(self).flush is Emitter.flush:
+                self._auto_flush()
+            else:  # a subclass (CeleryEmitter) decides what flushing means
+                self.flush()
+
+    def _auto_flush(self) -> None:
+        """Send a full buffer now, without sleeping in the tracking thread.
+
+        Failures the retry policy would retry stay queued for a later flush;
+        the next automatic attempt waits for another ``buffer_size`` events.
+        """
+        with self._core.lock:
+            batch = self._core.take(max(1, len(self._store)))
+        if batch is not None:
+            self._send_batch(batch, None, sleep=False)
+        with self._core.lock:
+            if len(self._store):
+                self._auto_flush_at = self._core.tail + self.buffer_size
 
     @property
     def buffer(self) -> list[Event]:
@@ -253,11 +271,11 @@ class Emitter:
         """Start sending everything queued without waiting (sends now for the sync Emitter)."""
         self.flush()
 
-    def _send_batch(self, batch: Batch, deadline: float | None) -> None:
+    def _send_batch(self, batch: Batch, deadline: float | None, sleep: bool = True) -> None:
         try:
             units = units_for(batch.events, self.method, self._split)
             gen = deliver(units, self.retry, self._clock)
-            outcome = run_sync(gen, self._send_unit, self._clock, self._stop, deadline)
+            outcome = run_sync(gen, self._send_unit, self._clock, self._stop, deadline, sleep)
         except Exception:  # a bug must not strand the batch in flight forever
             logger.exception("sending a batch failed unexpectedly")
             outcome = Outcome(["retries_exhausted"] * len(batch.events))
@@ -365,6 +383,9 @@ class Emitter:
         self._transport.close()
         if done:
             self._store.close()
+
+    def _begin_exit_flush(self) -> None:
+        """At exit, before any emitter is closed: start background sending (none here)."""
 
     def _close_at_exit(self, timeout: float) -> bool:
         return self.close(timeout)
@@ -550,6 +571,9 @@ class AsyncEmitter(Emitter):
         """Ask the workers to send everything queued, and return at once."""
         self._core.request_flush()
         self._start_workers()
+
+    def _begin_exit_flush(self) -> None:
+        self._core.request_flush()
 
     def _start_workers(self) -> bool:
         """Start the pool if needed; False when no thread can start (interpreter exit)."""

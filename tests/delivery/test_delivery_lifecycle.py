@@ -36,7 +36,9 @@ def test_collector_down_flush_timeout_is_bounded(harness: Harness, dead_endpoint
 def test_long_backoff_is_cut_short_by_close(harness: Harness, collector: Collector) -> None:
     """A 30 s backoff does not hold close(timeout=0.3) for 30 s."""
     collector.respond_with(503)
-    harness.make(collector.endpoint, method="post", retry=RetryPolicy(backoff_base=30, jitter=False))
+    harness.make(
+        collector.endpoint, method="post", retry=RetryPolicy(backoff_base=30, jitter=False)
+    )
     harness.track(2)
     if harness.kind != "sync":
         collector.wait_for(0, 0)  # the workers are sending in the background
@@ -72,7 +74,9 @@ def test_sync_emitter_keeps_050_flush_semantics(collector: Collector) -> None:
     collector.respond_with(500)
     calls: list[tuple[int, int]] = []
     emitter = Emitter(
-        collector.endpoint, method="post", on_failure=lambda n, unsent: calls.append((n, len(unsent)))
+        collector.endpoint,
+        method="post",
+        on_failure=lambda n, unsent: calls.append((n, len(unsent))),
     )
     tracker = Tracker(emitter)
     for _ in range(3):

@@ -109,7 +109,9 @@ def test_429_retry_after_http_date(harness: Harness, collector: Collector) -> No
     clock = FakeClock()
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     collector.script(Response(429, retry_after=when))
-    harness.make(collector.endpoint, method="post", retry=RetryPolicy(backoff_base=0.01), clock=clock)
+    harness.make(
+        collector.endpoint, method="post", retry=RetryPolicy(backoff_base=0.01), clock=clock
+    )
     harness.track(1)
     assert harness.flush(timeout=60) is True
     assert 28.0 <= clock.sleeps[0] <= 30.0
