@@ -50,7 +50,7 @@ ABANDONED = "abandoned"  # not final: the batch was cut short by a deadline or s
 
 def event_size(event: Event) -> int:
     """Approximate serialised bytes of one event: exact for ASCII without escapes."""
-    return sum(len(k) + len(v) for k, v in event.items()) + 6 * len(event) + 1
+    return sum(map(len, event)) + sum(map(len, event.values())) + 6 * len(event) + 1
 
 
 # -- clocks ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from delivery_support import Harness, eids_of
 
-from snowplow_tracker import RetryPolicy
+from snowplow_tracker import Emitter, RetryPolicy, Tracker
 from snowplow_tracker.collector import Collector, Response
 from snowplow_tracker.testing import FakeClock
 
@@ -20,7 +20,7 @@ def test_500s_then_200_delivers_each_event_once(harness: Harness, collector: Col
     """Three 500s, then 200: one batch, four requests, every eid once, one on_success(10)."""
     clock = FakeClock()
     collector.script(500, 500, 503)
-    harness.make(collector.endpoint, method="post", buffer_size=10, retry=FAST, clock=clock)
+    harness.make(collector.endpoint, method="post", buffer_size=100, retry=FAST, clock=clock)
     eids = harness.track(10)
     assert harness.flush(timeout=10) is True
     assert Counter(eids_of(collector)) == Counter(eids)
@@ -34,7 +34,7 @@ def test_500s_then_200_delivers_each_event_once(harness: Harness, collector: Col
 def test_get_retries_keep_order(harness: Harness, collector: Collector) -> None:
     """GET: a retried event is delivered before the ones tracked after it."""
     collector.script(500, Response(503), 200, 502)
-    harness.make(collector.endpoint, buffer_size=4, retry=FAST, clock=FakeClock())
+    harness.make(collector.endpoint, buffer_size=100, retry=FAST, clock=FakeClock())
     eids = harness.track(4)
     assert harness.flush(timeout=10) is True
     assert eids_of(collector) == eids
@@ -48,7 +48,7 @@ def test_retries_exhausted_reported_once(harness: Harness, collector: Collector)
     harness.make(
         collector.endpoint,
         method="post",
-        buffer_size=5,
+        buffer_size=100,
         retry=RetryPolicy(max_attempts=3, jitter=False),
         clock=FakeClock(),
     )
@@ -138,3 +138,30 @@ def test_deadline_bounds_the_retries(harness: Harness, collector: Collector) -> 
     assert harness.flush(timeout=60) is True
     assert len(collector.requests) == 3
     assert harness.stats().dropped["retries_exhausted"] == 1
+
+
+def test_sync_emitter_never_sleeps_in_the_tracking_thread(collector: Collector) -> None:
+    """A full buffer is tried once from track_*; retries wait for an explicit flush()."""
+    clock = FakeClock()
+    calls: list[object] = []
+    collector.script(500)
+    emitter = Emitter(
+        collector.endpoint,
+        method="post",
+        buffer_size=3,
+        retry=FAST,
+        clock=clock,
+        on_success=calls.append,
+    )
+    tracker = Tracker(emitter)
+    for _ in range(3):
+        tracker.track_page_view("http://example.com")
+    assert len(collector.requests) == 1
+    assert clock.sleeps == []
+    assert calls == []
+    assert emitter.stats().queued == 3
+    tracker.track_page_view("http://example.com")  # no new attempt before 3 more events
+    assert len(collector.requests) == 1
+    assert emitter.flush(timeout=10) is True
+    assert calls == [4]
+    assert len(collector.events) == 4

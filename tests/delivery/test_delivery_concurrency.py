@@ -1,0 +1,46 @@
+"""Many producer threads: every event reaches the collector exactly once."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from delivery_support import Harness, eids_of
+
+from snowplow_tracker.collector import Collector
+
+THREADS = 16
+PER_THREAD = 10_000
+
+
+@pytest.mark.parametrize("harness", ["sync", "thread"], indirect=True)
+def test_16_producers_x_10000_events_each_arrive_once(
+    harness: Harness, collector: Collector
+) -> None:
+    """160 000 events from 16 threads, POSTed in batches: no loss, no duplicate."""
+    options = {"method": "post", "buffer_size": 500, "byte_limit": 200_000}
+    if harness.kind == "thread":
+        options.update(thread_count=4, overflow="block", block_timeout=60, max_queue_size=20_000)
+    harness.make(collector.endpoint, **options)
+    assert harness.tracker is not None
+    tracker = harness.tracker
+    start = threading.Barrier(THREADS)
+
+    def produce() -> None:
+        start.wait()
+        for n in range(PER_THREAD):
+            tracker.track_struct_event("load", "n", value=n)
+
+    producers = [threading.Thread(target=produce) for _ in range(THREADS)]
+    for producer in producers:
+        producer.start()
+    for producer in producers:
+        producer.join()
+    assert harness.flush(timeout=120) is True
+    arrived = Counter(eids_of(collector))
+    assert len(harness.recorder.eids) == THREADS * PER_THREAD
+    assert arrived == Counter(harness.recorder.eids)
+    stats = harness.stats()
+    assert stats.sent == THREADS * PER_THREAD
+    assert stats.failed == 0
