@@ -126,11 +126,14 @@ class DropLog:
         self.clock = clock
         self.interval = interval
         self._pending: dict[str, int] = {}
+        self._cause: str | None = None
         self._next = 0.0
 
-    def note(self, reason: str, count: int) -> str | None:
+    def note(self, reason: str, count: int, cause: str | None = None) -> str | None:
         """Record drops; return a summary to log when one is due (call under the core lock)."""
         self._pending[reason] = self._pending.get(reason, 0) + count
+        if cause is not None:
+            self._cause = cause
         now = self.clock.monotonic()
         if now < self._next:
             return None
@@ -142,8 +145,9 @@ class DropLog:
     def _summary(self, now: float) -> str:
         self._next = now + self.interval
         parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self._pending.items()))
-        self._pending = {}
-        return f"snowplow emitter dropped events ({parts}); see stats() for totals"
+        cause = f"; last failure: {self._cause}" if self._cause else ""
+        self._pending, self._cause = {}, None
+        return f"snowplow emitter dropped events ({parts}{cause}); see stats() for totals"
 
 
 # -- batches and their delivery ----------------------------------------------------------------
@@ -184,6 +188,7 @@ class Outcome:
 
     statuses: list[str]
     retried: int = 0
+    last_failure: str | None = None  # how the last failed attempt ended, for the log
 
 
 def units_for(
@@ -234,6 +239,7 @@ def _deliver_unit(
             return ABANDONED, True
         if result.ok:
             return SENT, True
+        outcome.last_failure = result.describe()
         delay = policy.next_delay(result, attempt, clock.monotonic() - first, rand)
         if delay is None:
             return _final_reason(policy, result.status), result.status is not None
@@ -510,7 +516,7 @@ class DeliveryCore:
         if not batch.written_off:
             for reason, count in reasons.items():
                 self.counters.dropped[reason] += count
-                summary = self.drop_log.note(reason, count) or summary
+                summary = self.drop_log.note(reason, count, outcome.last_failure) or summary
         return summary
 
     # -- flushing ------------------------------------------------------------------------------
