@@ -160,7 +160,7 @@ class AsyncioEmitter(Emitter):
     async def _run(self) -> None:
         core = self._core
         assert self._wakeup is not None
-        while True:
+        while self._astop is None or not self._astop.is_set():
             self._wakeup.clear()  # before looking, so a wake-up in between is not lost
             with core.lock:
                 batch = core.take(max(self.buffer_size, MAX_BATCH_EVENTS)) if core.ready() else None

@@ -603,7 +603,8 @@ class AsyncEmitter(Emitter):
     def _next_batch(self) -> Batch | None:
         core = self._core
         with core.lock:
-            while not core.ready():
+            # Once close() has given up (stop), what is left stays put: no more sending.
+            while not core.ready() or self._stop.is_set():
                 if core.closing or self._stop.is_set():
                     return None
                 core.cond.wait(core.next_timer())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from pathlib import Path
 
 from delivery_support import Harness, eids_of
 
-from snowplow_tracker import AsyncEmitter, Emitter, RetryPolicy, Tracker
+from snowplow_tracker import AsyncEmitter, Emitter, RetryPolicy, SQLiteEventStore, Tracker
 from snowplow_tracker.aio import AsyncioEmitter
 from snowplow_tracker.collector import Collector
 from snowplow_tracker.testing import FakeClock
@@ -134,3 +136,21 @@ def test_stats_snapshot_is_a_plain_dict() -> None:
         "shutdown_timeout",
     }
     emitter.close(0)
+
+
+def test_close_timeout_with_a_spool_keeps_events_for_next_time(
+    harness: Harness, dead_endpoint: str, tmp_path: Path
+) -> None:
+    """Unsent events stay in the SQLite spool (counted as spooled), and sending stops."""
+    spool = tmp_path / "spool.db"
+    harness.make(dead_endpoint, method="post", retry=DOWN, event_store=SQLiteEventStore(spool))
+    harness.track(4)
+    assert harness.close(timeout=0.3) is False
+    stats = harness.stats()
+    assert stats.spooled == 4
+    assert stats.failed == 0
+    assert harness.calls.log == []
+    time.sleep(0.2)  # long enough for a runaway retry loop to show in the counters
+    assert harness.stats().retried == stats.retried
+    with sqlite3.connect(spool) as db:
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 4
