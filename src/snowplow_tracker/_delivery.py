@@ -359,7 +359,20 @@ class DeliveryCore:
         self.clock = clock
         self.report = report
         self.wake: Callable[[], None] | None = None  # set by an asyncio driver
+        self._local = threading.local()
         self.reset()
+
+    def _call_report(self, sent: int, failed: list[Event]) -> None:
+        depth = getattr(self._local, "reporting", 0)
+        self._local.reporting = depth + 1  # a depth: callbacks may flush, and so report, again
+        try:
+            self.report(sent, failed)
+        finally:
+            self._local.reporting = depth
+
+    def in_report(self) -> bool:
+        """Whether this thread is inside a callback (a flush there must not wait for itself)."""
+        return bool(getattr(self._local, "reporting", False))
 
     def reset(self) -> None:
         """Fresh lock, watermarks and counters (at construction and in a forked child)."""
@@ -433,7 +446,7 @@ class DeliveryCore:
             summary = self.drop_log.note(reason, len(events))
         if summary:
             logger.warning(summary)
-        self.report(0, events)
+        self._call_report(0, events)
 
     # -- consumers -----------------------------------------------------------------------------
 
@@ -490,7 +503,7 @@ class DeliveryCore:
         if summary:
             logger.warning(summary)
         if not batch.written_off and (sent_keys or failed):
-            self.report(len(sent_keys), [event for _, event in failed])
+            self._call_report(len(sent_keys), [event for _, event in failed])
         with self.lock:
             # Only now is the batch done: a flush() returns after its callback has run.
             self.in_flight.pop(batch.id, None)
@@ -565,7 +578,7 @@ class DeliveryCore:
         if summary:
             logger.warning(summary)
         if events:
-            self.report(0, events)
+            self._call_report(0, events)
 
     def stats(self) -> DeliveryStats:
         with self.lock:

@@ -272,6 +272,7 @@ class AsyncioEmitter(Emitter):
             await self._client.aclose()
         if done:
             self._store.close()
+        self._log_pending_drops()
         _lifecycle.unwatch(self)
         return done
 

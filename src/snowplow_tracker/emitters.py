@@ -260,6 +260,11 @@ class Emitter:
             batch = self._core.take(max(1, len(self._store)))
         if batch is not None:
             self._send_batch(batch, deadline)
+        return self._wait_done(target, deadline)
+
+    def _wait_done(self, target: int, deadline: float | None) -> bool:
+        if self._core.in_report():
+            return self._core.wait_done(target, 0)  # the batch being reported is this caller's
         remaining = None if deadline is None else max(0.0, deadline - self._clock.monotonic())
         return self._core.wait_done(target, remaining)
 
@@ -370,8 +375,15 @@ class Emitter:
             self._core.write_off()
         self._stop.set()
         self._shut_down(done)
+        self._log_pending_drops()
         _lifecycle.unwatch(self)
         return done
+
+    def _log_pending_drops(self) -> None:
+        with self._core.lock:
+            summary = self._core.drop_log.flush()
+        if summary:
+            logger.warning(summary)
 
     def _final_flush(self, timeout: float) -> bool:
         return self.flush(timeout)
@@ -560,8 +572,7 @@ class AsyncEmitter(Emitter):
         deadline = None if timeout is None else self._clock.monotonic() + timeout
         if not self._start_workers():
             self._drain_here(deadline)
-        remaining = None if deadline is None else max(0.0, deadline - self._clock.monotonic())
-        return self._core.wait_done(target, remaining)
+        return self._wait_done(target, deadline)
 
     def sync_flush(self, timeout: float | None = None) -> bool:
         """The same as :meth:`flush`."""

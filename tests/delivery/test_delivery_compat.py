@@ -109,3 +109,35 @@ def test_old_spooled_events_expire_and_are_counted(tmp_path: Path, collector: Co
     assert emitter.close(1) is True
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "thread"])
+def test_flush_inside_a_callback_does_not_deadlock(collector: Collector, kind: str) -> None:
+    """The 0.5.0 retry recipe: on_failure puts the events back and flushes again."""
+    from snowplow_tracker import AsyncEmitter
+
+    collector.script(500)
+    attempts: list[int] = []
+    emitter: Emitter
+
+    def on_failure(sent: int, unsent: list[dict[str, str]]) -> None:
+        attempts.append(len(unsent))
+        if len(attempts) == 1:
+            for event in unsent:
+                emitter.input(event)
+            emitter.flush()
+
+    cls = Emitter if kind == "sync" else AsyncEmitter
+    emitter = cls(
+        collector.endpoint,
+        method="post",
+        buffer_size=50,
+        on_failure=on_failure,
+        retry=RetryPolicy.never(),
+    )
+    Tracker(emitter).track_page_view("http://a").track_page_view("http://b")
+    assert emitter.flush(timeout=10) is True
+    assert emitter.flush(timeout=10) is True
+    assert attempts == [2]
+    assert len(collector.events) == 2
+    emitter.close(1)
