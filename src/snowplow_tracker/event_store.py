@@ -17,7 +17,6 @@ keeps its events in memory.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -182,6 +181,8 @@ class SQLiteEventStore:
         self.max_age = max_age
         self._clock = wall_clock
         self._lock = threading.RLock()
+        import sqlite3  # here, so that importing the package does not load SQLite
+
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit survives the process being killed (not a power loss), without fsync.
