@@ -612,14 +612,20 @@ class AsyncEmitter(Emitter):
             self._send_batch(batch, None)
 
     def _next_batch(self) -> Batch | None:
+        """Wait for a batch to send; None when the emitter is closing or has given up."""
         core = self._core
         with core.lock:
-            # Once close() has given up (stop), what is left stays put: no more sending.
-            while not core.ready() or self._stop.is_set():
-                if core.closing or self._stop.is_set():
+            while not self._stop.is_set():
+                if core.ready():
+                    batch = core.take(max(self.buffer_size, MAX_BATCH_EVENTS))
+                    if batch is not None:
+                        return batch
+                    core.cond.wait(1.0)  # a store that miscounts must not make us spin
+                elif core.closing:
                     return None
-                core.cond.wait(core.next_timer())
-            return core.take(max(self.buffer_size, MAX_BATCH_EVENTS))
+                else:
+                    core.cond.wait(core.next_timer())
+            return None
 
     def _drain_here(self, deadline: float | None) -> None:
         # No worker can run (exit in progress): send from this thread.

@@ -63,6 +63,8 @@ class RetryPolicy:
             raise ValueError("a RetryPolicy needs max_attempts or a deadline")
         if min(self.backoff_base, self.backoff_max, self.retry_after_max) < 0:
             raise ValueError("backoff and retry_after_max must not be negative")
+        if self.max_attempts is None and min(self.backoff_base, self.backoff_max) <= 0:
+            raise ValueError("retrying without max_attempts needs a positive backoff")
 
     @classmethod
     def never(cls) -> RetryPolicy:

@@ -68,3 +68,5 @@ def test_invalid_policies_are_refused() -> None:
         RetryPolicy(max_attempts=None, deadline=None)
     with pytest.raises(ValueError, match="negative"):
         RetryPolicy(backoff_base=-1)
+    with pytest.raises(ValueError, match="positive backoff"):
+        RetryPolicy(max_attempts=None, backoff_base=0)  # would retry in a tight loop
