@@ -32,6 +32,9 @@ class CeleryEmitter(Emitter):
     events stay buffered for the next flush (at most ``max_kept``, oldest dropped first).
     """
 
+    #: This emitter's own list of events waiting to be handed over (not the delivery core's queue).
+    buffer: list[dict[str, str]] = []  # noqa: RUF012 (set per instance in __init__)
+
     def __init__(
         self,
         endpoint: str,
@@ -55,6 +58,7 @@ class CeleryEmitter(Emitter):
             "byte_limit": byte_limit,
         }
         self._celery_lock = threading.Lock()
+        self.buffer = []
         self.max_kept = max_kept
         self._counts = {"handed_over": 0, "failed": 0, "dropped": 0}
 
@@ -96,11 +100,16 @@ class CeleryEmitter(Emitter):
         """Same as :meth:`flush`: handing over is synchronous."""
         return bool(self.flush(timeout))
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:  # type: ignore[override]
         """Counts of events ``handed_over`` to the broker, in ``failed`` hand-overs, and
         ``dropped`` because more than ``max_kept`` waited for an unreachable broker."""
         with self._celery_lock:
             return dict(self._counts)
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._celery_lock = threading.Lock()
+        self.buffer = []  # the parent hands over what it buffered
 
     def _handover_failed(self, batch: list[dict[str, str]], exc: BaseException) -> None:
         self._count("failed", len(batch))

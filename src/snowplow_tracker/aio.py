@@ -289,7 +289,8 @@ class AsyncioEmitter(Emitter):
         return Emitter.close(self, timeout)
 
     def _final_flush(self, timeout: float) -> bool:
-        return Emitter.flush(self, timeout)
+        # No loop runs any more: send what is queued from this thread.
+        return Emitter._final_flush(self, timeout)
 
     def _in_running_loop(self) -> bool:
         try:

@@ -229,7 +229,7 @@ class Emitter:
 
     @property
     def buffer(self) -> list[Event]:
-        """The events waiting to be sent (a copy)."""
+        """The events waiting to be sent, oldest first (a copy)."""
         with self._core.lock:
             peek = getattr(self._store, "peek", None)
             return list(peek()) if peek is not None else []
@@ -386,14 +386,26 @@ class Emitter:
             logger.warning(summary)
 
     def _final_flush(self, timeout: float) -> bool:
-        return self.flush(timeout)
+        """Send what is queued, within ``timeout``; True if nothing is left queued.
+
+        Batches other threads are sending are theirs to finish: close() and
+        exit do not wait for them.
+        """
+        deadline = self._clock.monotonic() + timeout
+        with self._core.lock:
+            batch = self._core.take(max(1, len(self._store)))
+        if batch is not None:
+            self._send_batch(batch, deadline)
+        with self._core.lock:
+            return len(self._store) == 0
 
     def _shut_down(self, done: bool) -> None:
         with self._core.lock:
             self._core.closing = True
             self._core.cond.notify_all()
+            idle = not self._core.in_flight
         self._transport.close()
-        if done:
+        if done and idle:
             self._store.close()
 
     def _begin_exit_flush(self) -> None:
@@ -576,6 +588,9 @@ class AsyncEmitter(Emitter):
 
     def sync_flush(self, timeout: float | None = None) -> bool:
         """The same as :meth:`flush`."""
+        return self.flush(timeout)
+
+    def _final_flush(self, timeout: float) -> bool:
         return self.flush(timeout)
 
     def request_flush(self) -> None:

@@ -1,4 +1,4 @@
-"""Compatibility paths: _deliver for the Celery task, buffer, Tracker.flush with each emitter,
+"""Compatibility paths: _deliver for the Celery task, _take, Tracker.flush with each emitter,
 the asyncio emitter called from synchronous code, and expiry in a spool."""
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ def test_deliver_sends_a_batch_and_returns_sent_and_unsent(collector: Collector)
     assert emitter.stats().sent == 3
 
 
-def test_buffer_shows_what_waits(collector: Collector) -> None:
+def test_take_hands_over_what_waits(collector: Collector) -> None:
     emitter = Emitter(collector.endpoint, method="post")
     Tracker(emitter).track_page_view("http://a").track_page_view("http://b")
-    assert [event["url"] for event in emitter.buffer] == ["http://a", "http://b"]
-    assert emitter._take() and emitter.buffer == []
+    assert [event["url"] for event in emitter._take()] == ["http://a", "http://b"]
     assert emitter._take() == []
+    assert emitter.stats().queued == 0
 
 
 def test_tracker_flush_is_async_with_a_sync_emitter_sends(collector: Collector) -> None:
