@@ -437,29 +437,43 @@ class Emitter:
             self._transport = RequestsTransport(new_session(), self._transport.timeout)
 
 
+class _Chunk(list):  # type: ignore[type-arg]
+    """Events for one POST, with each event's JSON, so a POST serialises every event once."""
+
+    serialised: list[str]
+
+
 def split_batch(batch: Sequence[Event], byte_limit: int | None) -> list[list[Event]]:
     """Cut ``batch`` into runs whose POST bodies stay within ``byte_limit`` bytes."""
-    if byte_limit is None:
-        return [list(batch)]
     chunks: list[list[Event]] = []
-    current: list[Event] = []
+    current, texts = _Chunk(), list[str]()
     size = _ENVELOPE_BYTES
     for event in batch:
+        text = dumps(event)
         # +20 for the "stm" pair added at send time, +1 for the comma.
-        event_bytes = len(dumps(event).encode()) + 20 + 1
-        if current and size + event_bytes > byte_limit:
+        event_bytes = len(text.encode()) + 20 + 1 if byte_limit is not None else 0
+        if current and byte_limit is not None and size + event_bytes > byte_limit:
+            current.serialised = texts
             chunks.append(current)
-            current, size = [], _ENVELOPE_BYTES
+            current, texts, size = _Chunk(), [], _ENVELOPE_BYTES
         current.append(event)
+        texts.append(text)
         size += event_bytes
     if current:
+        current.serialised = texts
         chunks.append(current)
     return chunks
 
 
 def post_body(events: Sequence[Event], stm: str) -> bytes:
     """The payload_data 1-0-4 body for ``events``, each stamped with ``stm``."""
-    data = ",".join(dumps({**event, "stm": stm}) for event in events)
+    texts = getattr(events, "serialised", None)
+    if texts is None or any("stm" in event or not event for event in events):
+        data = ",".join(dumps({**event, "stm": stm}) for event in events)
+    else:
+        # Compact JSON of a non-empty dict ends with "}": the stm pair goes just before it.
+        tail = ',"stm":"' + stm + '"}'
+        data = ",".join([text[:-1] + tail for text in texts])
     return _POST_PREFIX + data.encode() + _POST_SUFFIX
 
 
