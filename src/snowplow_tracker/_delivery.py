@@ -490,7 +490,10 @@ class DeliveryCore:
         """Account for a delivered batch and report its final outcomes once."""
         sent_keys, failed, abandoned = [], [], []
         reasons: dict[str, int] = {}
-        for key, event, status in zip(batch.keys, batch.events, outcome.statuses):
+        statuses = outcome.statuses
+        if statuses.count(SENT) == len(statuses):  # the common case, without a loop
+            sent_keys, statuses = batch.keys, []
+        for key, event, status in zip(batch.keys, batch.events, statuses):
             if status == SENT:
                 sent_keys.append(key)
             elif status == ABANDONED:

@@ -99,19 +99,19 @@ class MemoryEventStore:
         return evicted
 
     def take(self, max_events: int, max_bytes: int | None) -> list[tuple[int, Event]]:
-        taken: list[tuple[int, Event]] = []
-        size = 0
         queue = self._queue
-        while queue and len(taken) < max_events:
-            item = queue[0]
-            if taken and max_bytes is not None and size + item[2] > max_bytes:
-                break
-            queue.popleft()
-            self._bytes -= item[2]
-            size += item[2]
-            self._leased[item[0]] = item
-            taken.append((item[0], item[1]))
-        return taken
+        count = min(max_events, len(queue))
+        if max_bytes is not None:
+            size, count = 0, 0
+            for item in queue:
+                if count and (count >= max_events or size + item[2] > max_bytes):
+                    break
+                size += item[2]
+                count += 1
+        items = [queue.popleft() for _ in range(count)]
+        self._bytes -= sum([item[2] for item in items])
+        self._leased.update([(item[0], item) for item in items])
+        return [(item[0], item[1]) for item in items]
 
     def ack(self, keys: Iterable[int]) -> None:
         for key in keys:
