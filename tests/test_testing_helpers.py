@@ -98,7 +98,8 @@ def test_snowplow_collector_fixture(pytester: pytest.Pytester) -> None:
             assert len(snowplow_collector.good()) == 1
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    # pytest-asyncio (a dev dependency) is not needed here and would warn about its settings.
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(passed=3)
 
 
