@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from snowplow_tracker import Emitter, RedisEmitter
-from snowplow_tracker.collector import Collector
+from snowplow_tracker.collector import Collector, Response
 from snowplow_tracker.redis_worker import RedisWorker, slot_key
 
 from .redis_celery_support import (
@@ -68,8 +68,6 @@ def test_kill_9_mid_run_then_another_worker_loses_nothing(
     total, batch = 10_000, 100
     track_many(RedisEmitter(client, key), total)
     everything = set(stored_eids(client, key))
-    # A little latency per request, so a batch is almost always in flight when the kill lands.
-    collector.respond_with(200, delay=0.01)
     command = worker_command(
         key, collector.endpoint, "--method", "post", "--batch-size", str(batch)
     )
@@ -77,10 +75,14 @@ def test_kill_9_mid_run_then_another_worker_loses_nothing(
     try:
         dead_id = registered_worker(client, key)
         processing = slot_key(key, f"processing:{dead_id}")
+        wait_until(lambda: len(collector.events) >= 3000, 60, "3000 events sent")
+        # Hold the next request: once it has taken the held answer, its batch sits in the
+        # worker's processing list, unacknowledged, until the kill lands.
+        collector.script(Response(200, delay=60))
         wait_until(
-            lambda: len(collector.events) >= 3000 and client.llen(processing) > 0,
+            lambda: collector.scripted() == 0 and client.llen(processing) > 0,
             60,
-            "3000 events sent and a batch in flight",
+            "a batch held in flight",
         )
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)

@@ -250,6 +250,11 @@ class Collector:
                     response if isinstance(response, Response) else Response(response)
                 )
 
+    def scripted(self) -> int:
+        """Scripted answers not yet given: 0 once a request has taken the last one."""
+        with self._lock:
+            return len(self._script)
+
     def reset(self) -> None:
         """Forget everything received and every scripted answer."""
         with self._lock:
