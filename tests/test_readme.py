@@ -1,0 +1,32 @@
+"""The README's usage example runs as written against a real collector, and every event it sends
+arrives and validates (only the collector host is changed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from snowplow_tracker.collector import Collector
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def usage_example() -> str:
+    section = README.read_text(encoding="utf-8").split("## Usage", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, "the Usage section has no Python example"
+    return match.group(1)
+
+
+def test_usage_example_runs_and_every_event_validates(collector: Collector) -> None:
+    source = usage_example().replace('"collector.example.com"', f'"{collector.endpoint}"')
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "README.md", "exec"), namespace)
+    # one GET page view; then 5 events (screen view, struct, unstruct, transaction, item)
+    # to each of three emitters: GET, POST and the AsyncEmitter
+    collector.wait_for(16, timeout=10)
+    assert collector.violations == []
+    assert [(e.get("e"), e.errors) for e in collector.bad()] == []
+    assert len(collector.events) == 16
+    assert sorted(e.method for e in collector.events) == ["GET"] * 6 + ["POST"] * 10
