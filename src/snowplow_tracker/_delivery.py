@@ -26,7 +26,14 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Union
 
-from .event_store import EventStore
+from .event_store import (
+    EventStore,
+    MemoryEventStore,
+    Record,
+    decode_record,
+    encode_record,
+    event_size,
+)
 from .retry import RetryPolicy
 
 logger = logging.getLogger("snowplow_tracker.emitters")
@@ -46,11 +53,6 @@ DROP_REASONS = (
 OVERFLOW_POLICIES = ("drop_oldest", "drop_newest", "block")
 SENT = "sent"
 ABANDONED = "abandoned"  # not final: the batch was cut short by a deadline or shutdown
-
-
-def event_size(event: Event) -> int:
-    """Approximate serialised bytes of one event: exact for ASCII without escapes."""
-    return sum(map(len, event)) + sum(map(len, event.values())) + 6 * len(event) + 1
 
 
 # -- clocks ------------------------------------------------------------------------------------
@@ -159,7 +161,7 @@ class Batch:
 
     id: int
     keys: list[int]
-    events: list[Event]
+    events: list[Record]  # compact records from a memory store; decode_record() gives dicts
     start: int  # queue sequence number of the first event
     written_off: bool = False  # close() timed out and already accounted for it
 
@@ -168,7 +170,7 @@ class Batch:
 class Send:
     """Command: send these events in one request (GET: one event; POST: one body)."""
 
-    events: list[Event]
+    events: list[Record]
 
 
 @dataclass(frozen=True)
@@ -192,8 +194,8 @@ class Outcome:
 
 
 def units_for(
-    events: Sequence[Event], method: str, split: Callable[[Sequence[Event]], list[list[Event]]]
-) -> list[list[Event]]:
+    events: Sequence[Record], method: str, split: Callable[[Sequence[Record]], list[list[Record]]]
+) -> list[list[Record]]:
     """The requests a batch is sent in: one per event for GET, byte-limited bodies for POST."""
     if method == "get":
         return [[event] for event in events]
@@ -201,7 +203,7 @@ def units_for(
 
 
 def deliver(
-    units: list[list[Event]],
+    units: list[list[Record]],
     policy: RetryPolicy,
     clock: Clock,
     rand: Callable[[], float] = random.random,
@@ -224,7 +226,7 @@ def deliver(
 
 
 def _deliver_unit(
-    unit: list[Event],
+    unit: list[Record],
     policy: RetryPolicy,
     clock: Clock,
     rand: Callable[[], float],
@@ -259,7 +261,7 @@ def _final_reason(policy: RetryPolicy, status: Optional[int]) -> str:
 
 def run_sync(
     gen: Generator[Union[Send, Sleep], Any, Outcome],
-    send: Callable[[list[Event]], Any],
+    send: Callable[[list[Record]], Any],
     clock: Clock,
     stop: threading.Event,
     deadline: float | None = None,
@@ -295,7 +297,7 @@ def _sleep(seconds: float, clock: Clock, stop: threading.Event, deadline: float 
 
 async def run_async(
     gen: Generator[Union[Send, Sleep], Any, Outcome],
-    send: Callable[[list[Event]], Awaitable[Any]],
+    send: Callable[[list[Record]], Awaitable[Any]],
     clock: Clock,
     stop: Any,
 ) -> Outcome:
@@ -347,8 +349,10 @@ class DeliveryCore:
         clock: Clock,
         report: Report,
         max_event_bytes: int | None = None,
+        compact: bool = False,
     ) -> None:
         self.store = store
+        self.compact = compact  # queue POST events as compact records (serialised once)
         self.batch_size = batch_size
         self.byte_limit = byte_limit
         self.max_queue_size = max_queue_size
@@ -385,6 +389,9 @@ class DeliveryCore:
         self.flush_target = 0
         self.in_flight: dict[int, Batch] = {}
         self.batch_ids = itertools.count(1)
+        self.idle = 0  # consumers waiting on ``cond`` for a batch: only they need a notify
+        store = self.store
+        self.records = store if self.compact and isinstance(store, MemoryEventStore) else None
         self.closing = False
         self.oldest_at: float | None = self.clock.monotonic() if self.tail else None
         expired = self.store.expire()
@@ -395,7 +402,11 @@ class DeliveryCore:
 
     def add(self, event: Event) -> bool:
         """Queue one event; True when a batch is ready (the caller may flush or wake a worker)."""
-        size = event_size(event)
+        records = self.records
+        record: Record = event
+        if records is not None:
+            record = encode_record(event)
+        size = len(record) + 1 if type(record) is bytes else event_size(event)
         if self.max_event_bytes is not None and size > self.max_event_bytes:
             self.drop([event], "too_large")
             return False
@@ -404,7 +415,10 @@ class DeliveryCore:
         with self.lock:
             accepted = len(self.store) < self.max_queue_size or self._make_room(dropped)
             if accepted:
-                dropped.extend(self.store.add(event, size))
+                if records is not None:
+                    dropped.extend(records.add_record(record, size))
+                else:
+                    dropped.extend(self.store.add(event, size))
                 self.tail += 1
                 if self.oldest_at is None:
                     self.oldest_at = self.clock.monotonic()
@@ -413,8 +427,9 @@ class DeliveryCore:
             ready = len(self.store) >= self.batch_size or (
                 self.byte_limit is not None and self.store.nbytes >= self.byte_limit
             )
-            if ready or started:
+            if (ready or started) and self.idle:
                 # Full, or the first event of an interval: a worker must (re)arm its timer.
+                # (Condition.notify costs microseconds even with nobody waiting: skip it then.)
                 self.cond.notify()
         if not accepted:
             dropped.append(event)
@@ -475,11 +490,16 @@ class DeliveryCore:
     def take(self, max_events: int | None = None) -> Batch | None:
         """Lease the next batch (call under the lock)."""
         limit = max_events or self.batch_size
-        items = self.store.take(limit, self.byte_limit if max_events is None else None)
-        if not items:
+        max_bytes = self.byte_limit if max_events is None else None
+        if self.records is not None:
+            keys, events = self.records.take_records(limit, max_bytes)
+        else:
+            items = self.store.take(limit, max_bytes)
+            keys, events = [k for k, _ in items], [e for _, e in items]
+        if not keys:
             return None
-        batch = Batch(next(self.batch_ids), [k for k, _ in items], [e for _, e in items], self.head)
-        self.head += len(items)
+        batch = Batch(next(self.batch_ids), keys, events, self.head)
+        self.head += len(keys)
         self.in_flight[batch.id] = batch
         self.oldest_at = self.clock.monotonic() if len(self.store) else None
         if self.overflow == "block":
@@ -499,7 +519,7 @@ class DeliveryCore:
             elif status == ABANDONED:
                 abandoned.append(key)
             else:
-                failed.append((key, event))
+                failed.append((key, decode_record(event)))
                 reasons[status] = reasons.get(status, 0) + 1
         with self.lock:
             summary = self._account(batch, outcome, sent_keys, failed, abandoned, reasons)
@@ -573,7 +593,7 @@ class DeliveryCore:
                 if durable:
                     pending += len(batch.events)
                 else:
-                    events.extend(batch.events)
+                    events.extend(map(decode_record, batch.events))
             self.counters.spooled += pending
             self.counters.dropped["shutdown_timeout"] += len(events)
             summary = self.drop_log.note("shutdown_timeout", len(events)) if events else None

@@ -29,7 +29,7 @@ from .emitters import (
     post_body,
     stringify,
 )
-from .event_store import EventStore
+from .event_store import EventStore, Record, decode_record
 from .retry import RetryPolicy
 from .typing import FailureCallback, SuccessCallback
 
@@ -190,14 +190,15 @@ class AsyncioEmitter(Emitter):
         if self._progress is not None:
             self._progress.set()
 
-    async def _send_unit_async(self, events: list[dict[str, str]]) -> SendResult:
+    async def _send_unit_async(self, events: list[Record]) -> SendResult:
         client = self._http_client()
         try:
             if self.method == "post":
                 body = post_body(events, _now_ms())
                 response = await client.post(self.endpoint, content=body, headers=_POST_HEADERS)
             else:
-                response = await client.get(self.endpoint, params={**events[0], "stm": _now_ms()})
+                params = {**decode_record(events[0]), "stm": _now_ms()}
+                response = await client.get(self.endpoint, params=params)
         except Exception as exc:  # network errors, timeouts: the retry policy decides
             return SendResult(None, exc)
         retry_after = parse_retry_after(response.headers.get("Retry-After"))

@@ -37,7 +37,6 @@ from ._delivery import (
     Outcome,
     SystemClock,
     deliver,
-    event_size,
     run_sync,
     units_for,
 )
@@ -50,7 +49,14 @@ from .constants import (
     POST_PATH,
 )
 from .contracts import fail_value
-from .event_store import EventStore, MemoryEventStore
+from .event_store import (
+    EventStore,
+    MemoryEventStore,
+    Record,
+    decode_record,
+    encode_record,
+    event_size,
+)
 from .payload import dumps
 from .retry import RetryPolicy
 from .typing import FailureCallback, SuccessCallback
@@ -165,6 +171,7 @@ class Emitter:
             clock=self._clock,
             report=self._report,
             max_event_bytes=max_event_bytes,
+            compact=method == "post",
         )
         self._init_threads()
         self._closed = False
@@ -243,7 +250,7 @@ class Emitter:
             self._core.in_flight.pop(batch.id, None)
             self._store.ack(batch.keys)
             self._core.cond.notify_all()
-        return batch.events
+        return [decode_record(event) for event in batch.events]
 
     # -- flushing ------------------------------------------------------------------------------
 
@@ -286,14 +293,15 @@ class Emitter:
             outcome = Outcome(["retries_exhausted"] * len(batch.events))
         self._core.finish(batch, outcome)
 
-    def _split(self, events: Sequence[Event]) -> list[list[Event]]:
+    def _split(self, events: Sequence[Record]) -> list[list[Record]]:
         return split_batch(events, self.byte_limit)
 
-    def _send_unit(self, events: list[Event]) -> SendResult:
+    def _send_unit(self, events: list[Record]) -> SendResult:
         if self.method == "post":
             result = self._transport.post(self.endpoint, post_body(events, _now_ms()))
         else:
-            result = self._transport.get(self.endpoint, {**events[0], "stm": _now_ms()})
+            event = decode_record(events[0])
+            result = self._transport.get(self.endpoint, {**event, "stm": _now_ms()})
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s of %d event(s) to %s: %s",
@@ -438,43 +446,73 @@ class Emitter:
 
 
 class _Chunk(list):  # type: ignore[type-arg]
-    """Events for one POST, with each event's JSON, so a POST serialises every event once."""
+    """Events for one POST, with each event's compact record, so a POST serialises each once."""
 
-    serialised: list[str]
+    records: list[Record]
 
 
-def split_batch(batch: Sequence[Event], byte_limit: int | None) -> list[list[Event]]:
-    """Cut ``batch`` into runs whose POST bodies stay within ``byte_limit`` bytes."""
-    chunks: list[list[Event]] = []
-    current, texts = _Chunk(), list[str]()
-    size = _ENVELOPE_BYTES
-    for event in batch:
-        text = dumps(event)
-        # +20 for the "stm" pair added at send time, +1 for the comma.
-        event_bytes = len(text.encode()) + 20 + 1 if byte_limit is not None else 0
-        if current and byte_limit is not None and size + event_bytes > byte_limit:
-            current.serialised = texts
-            chunks.append(current)
-            current, texts, size = _Chunk(), [], _ENVELOPE_BYTES
-        current.append(event)
-        texts.append(text)
-        size += event_bytes
-    if current:
-        current.serialised = texts
-        chunks.append(current)
+#: Bytes the ``,"stm":"<13 digits>"`` pair adds to an event, plus its comma in the body.
+_STM_BYTES = 22 + 1
+
+
+def split_batch(batch: Sequence[Record], byte_limit: int | None) -> list[list[Record]]:
+    """Cut ``batch`` into runs whose POST bodies stay within ``byte_limit`` bytes.
+
+    ``batch`` holds event dicts, or compact records (``event_store.Record``) as a
+    memory store queues them; each chunk keeps its events' records for
+    :func:`post_body`.
+    """
+    records = [encode_record(event) for event in batch]
+    if byte_limit is None or _body_size(records) <= byte_limit:
+        return [_chunk(batch, records)] if batch else []
+    chunks: list[list[Record]] = []
+    first, size = 0, _ENVELOPE_BYTES
+    for index, record in enumerate(records):
+        record_bytes = _record_bytes(record)
+        if index > first and size + record_bytes > byte_limit:
+            chunks.append(_chunk(batch[first:index], records[first:index]))
+            first, size = index, _ENVELOPE_BYTES
+        size += record_bytes
+    chunks.append(_chunk(batch[first:], records[first:]))
     return chunks
 
 
-def post_body(events: Sequence[Event], stm: str) -> bytes:
+def _chunk(events: Sequence[Record], records: list[Record]) -> list[Record]:
+    chunk = _Chunk(events)
+    chunk.records = records
+    return chunk
+
+
+def _record_bytes(record: Record) -> int:
+    if type(record) is bytes:
+        return len(record) + 1 + _STM_BYTES
+    return len(dumps(record).encode()) + _STM_BYTES
+
+
+def _body_size(records: list[Record]) -> int:
+    if all(type(record) is bytes for record in records):
+        return sum(map(len, records)) + (1 + _STM_BYTES) * len(records) + _ENVELOPE_BYTES
+    return sum(map(_record_bytes, records)) + _ENVELOPE_BYTES
+
+
+def post_body(events: Sequence[Record], stm: str) -> bytes:
     """The payload_data 1-0-4 body for ``events``, each stamped with ``stm``."""
-    texts = getattr(events, "serialised", None)
-    if texts is None or any("stm" in event or not event for event in events):
-        data = ",".join(dumps({**event, "stm": stm}) for event in events)
+    records = getattr(events, "records", None)
+    if records is None:
+        records = [encode_record(event) for event in events]
+    # A compact record is its event's JSON without the closing brace: the "stm" pair and
+    # the brace follow it, so a body of records is one join.
+    tail = b',"stm":"' + stm.encode() + b'"}'
+    if all(type(record) is bytes for record in records):
+        data = (tail + b",").join(records) + tail if records else b""
     else:
-        # Compact JSON of a non-empty dict ends with "}": the stm pair goes just before it.
-        tail = ',"stm":"' + stm + '"}'
-        data = ",".join([text[:-1] + tail for text in texts])
-    return _POST_PREFIX + data.encode() + _POST_SUFFIX
+        data = b",".join(
+            [
+                record + tail if type(record) is bytes else dumps({**record, "stm": stm}).encode()
+                for record in records
+            ]
+        )
+    return _POST_PREFIX + data + _POST_SUFFIX
 
 
 def _check_emitter_args(
@@ -653,7 +691,11 @@ class AsyncEmitter(Emitter):
                 elif core.closing:
                     return None
                 else:
-                    core.cond.wait(core.next_timer())
+                    core.idle += 1  # so that add() notifies us
+                    try:
+                        core.cond.wait(core.next_timer())
+                    finally:
+                        core.idle -= 1
             return None
 
     def _drain_here(self, deadline: float | None) -> None:

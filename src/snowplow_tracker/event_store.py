@@ -16,6 +16,7 @@ keeps its events in memory.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -24,10 +25,42 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol, Union
 
-from .payload import dumps
+from .payload import dumps, dumps_bytes
 
 Event = dict[str, str]
 Item = tuple[int, Event, int]  # key, event, approximate serialised size
+#: An event as a POST emitter queues it: its compact JSON without the closing brace
+#: (so a body is spliced with one ``join``, each event getting its ``"stm"`` pair),
+#: or the dict itself when it has no such form (empty, or already carrying ``stm``).
+Record = Union[Event, bytes]
+
+
+def event_size(event: Event) -> int:
+    """Approximate serialised bytes of one event: exact for ASCII without escapes."""
+    return sum(map(len, event)) + sum(map(len, event.values())) + 6 * len(event) + 1
+
+
+def encode_record(event: Record) -> Record:
+    """The compact record of ``event``, or the event itself when it has none (or is one)."""
+    if type(event) is bytes or not event or "stm" in event:
+        return event
+    try:
+        return dumps_bytes(event)[:-1]
+    except (TypeError, ValueError):  # not JSON-able, or lone surrogates: keep the dict
+        return event
+
+
+def decode_record(record: Record) -> Event:
+    """The event dict a record was made from (equal to it, key order included)."""
+    if type(record) is bytes:
+        event: Event = json.loads(record + b"}")
+        return event
+    return record  # type: ignore[return-value]
+
+
+def record_size(record: Record) -> int:
+    """Serialised bytes of a record's event (exact for compact records)."""
+    return len(record) + 1 if type(record) is bytes else event_size(record)  # type: ignore[arg-type]
 
 
 class EventStore(Protocol):
@@ -66,14 +99,27 @@ class EventStore(Protocol):
 
 
 class MemoryEventStore:
-    """An in-memory FIFO, bounded by the emitter's ``max_queue_size`` and by ``max_bytes``."""
+    """An in-memory FIFO, bounded by the emitter's ``max_queue_size`` and by ``max_bytes``.
+
+    A POST emitter hands it each event already serialised (a :data:`Record`):
+    one ``bytes`` object per waiting event, about half the memory of the dict,
+    and the POST body is spliced from those bytes without serialising again.
+    Events come back out of :meth:`take`, :meth:`evict_oldest` and :meth:`peek`
+    as the same dicts that went in.
+    """
 
     durable = False
+    #: Accepts compact records through :meth:`add_record` / :meth:`take_records`.
+    compact = True
 
     def __init__(self, max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
-        self._queue: deque[Item] = deque()
-        self._leased: dict[int, Item] = {}
+        self._queue: deque[_Stored] = deque()
+        # The keys of the waiting events, in queue order, as runs of [first key, count]:
+        # one run unless batches were released, and no int object per event.
+        self._runs: deque[list[int]] = deque()
+        self._leased: dict[int, _Stored] = {}
+        self._loose = 0  # waiting events stored as (event, size) rather than bare bytes
         self._next_key = 0
         self._bytes = 0
 
@@ -85,8 +131,21 @@ class MemoryEventStore:
         return self._bytes
 
     def add(self, event: Event, size: int) -> list[Event]:
-        self._next_key += 1
-        self._queue.append((self._next_key, event, size))
+        return self.add_record(event, size)
+
+    def add_record(self, record: Record, size: int) -> list[Event]:
+        """Append an event, or its compact record (``size`` is then ``len(record) + 1``)."""
+        self._next_key = key = self._next_key + 1
+        if type(record) is bytes and size == len(record) + 1:
+            self._queue.append(record)
+        else:
+            self._queue.append((record, size))
+            self._loose += 1
+        runs = self._runs
+        if runs and runs[-1][0] + runs[-1][1] == key:
+            runs[-1][1] += 1
+        else:
+            runs.append([key, 1])
         self._bytes += size
         if self.max_bytes is not None and self._bytes > self.max_bytes:
             return self._evict_to_fit()
@@ -99,47 +158,105 @@ class MemoryEventStore:
         return evicted
 
     def take(self, max_events: int, max_bytes: int | None) -> list[tuple[int, Event]]:
+        keys, records = self.take_records(max_events, max_bytes)
+        return list(zip(keys, map(decode_record, records)))
+
+    def take_records(
+        self, max_events: int, max_bytes: int | None
+    ) -> tuple[list[int], list[Record]]:
+        """Like :meth:`take`, but the events as stored: compact records or dicts."""
         queue = self._queue
         count = min(max_events, len(queue))
-        if max_bytes is not None:
-            size, count = 0, 0
-            for item in queue:
-                if count and (count >= max_events or size + item[2] > max_bytes):
-                    break
-                size += item[2]
-                count += 1
-        items = [queue.popleft() for _ in range(count)]
-        self._bytes -= sum([item[2] for item in items])
-        self._leased.update([(item[0], item) for item in items])
-        return [(item[0], item[1]) for item in items]
+        if max_bytes is not None and count:
+            count = self._fitting(count, max_bytes)
+        stored = [queue.popleft() for _ in range(count)]
+        keys = self._pop_keys(count)
+        self._leased.update(zip(keys, stored))
+        if not self._loose:  # only bare records: no per-event Python code
+            self._bytes -= sum(map(len, stored)) + count
+            return keys, stored  # type: ignore[return-value]
+        self._bytes -= sum(map(_stored_size, stored))
+        self._loose -= sum(type(item) is tuple for item in stored)
+        return keys, [_stored_record(item) for item in stored]
+
+    def _fitting(self, count: int, max_bytes: int) -> int:
+        """How many of the first ``count`` waiting events fit in ``max_bytes`` (at least one)."""
+        head = list(itertools.islice(self._queue, count))
+        if not self._loose and sum(map(len, head)) + count <= max_bytes:
+            return count
+        fitting, size = 0, 0
+        for item in head:
+            item_size = _stored_size(item)
+            if fitting and size + item_size > max_bytes:
+                break
+            size += item_size
+            fitting += 1
+        return fitting
+
+    def _pop_keys(self, count: int) -> list[int]:
+        keys: list[int] = []
+        runs = self._runs
+        while count:
+            run = runs[0]
+            first, length = run
+            if length <= count:
+                runs.popleft()
+                keys.extend(range(first, first + length))
+                count -= length
+            else:
+                keys.extend(range(first, first + count))
+                run[0] += count
+                run[1] -= count
+                count = 0
+        return keys
 
     def ack(self, keys: Iterable[int]) -> None:
+        leased = self._leased
         for key in keys:
-            self._leased.pop(key, None)
+            leased.pop(key, None)
 
     def release(self, keys: Iterable[int]) -> None:
-        items = [self._leased.pop(key) for key in keys if key in self._leased]
-        for item in reversed(items):
+        items = [(key, self._leased.pop(key)) for key in keys if key in self._leased]
+        runs = self._runs
+        for key, item in reversed(items):
             self._queue.appendleft(item)
-            self._bytes += item[2]
+            self._bytes += _stored_size(item)
+            self._loose += type(item) is tuple
+            if runs and runs[0][0] == key + 1:
+                runs[0][0] = key
+                runs[0][1] += 1
+            else:
+                runs.appendleft([key, 1])
 
     def evict_oldest(self, count: int) -> list[Event]:
-        evicted: list[Event] = []
-        while self._queue and len(evicted) < count:
-            _, event, size = self._queue.popleft()
-            self._bytes -= size
-            evicted.append(event)
-        return evicted
+        count = min(count, len(self._queue))
+        stored = [self._queue.popleft() for _ in range(count)]
+        self._pop_keys(count)
+        self._bytes -= sum(map(_stored_size, stored))
+        self._loose -= sum(type(item) is tuple for item in stored)
+        return [decode_record(_stored_record(item)) for item in stored]
 
     def expire(self) -> list[Event]:
         return []
 
     def peek(self) -> list[Event]:
         """The waiting events, oldest first."""
-        return [item[1] for item in self._queue]
+        return [decode_record(_stored_record(item)) for item in self._queue]
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+#: How the memory store keeps an event: a bare compact record, or (event or record, size).
+_Stored = Union[bytes, tuple[Record, int]]
+
+
+def _stored_size(item: _Stored) -> int:
+    return len(item) + 1 if type(item) is bytes else item[1]
+
+
+def _stored_record(item: _Stored) -> Record:
+    return item if type(item) is bytes else item[0]  # type: ignore[return-value]
 
 
 _SCHEMA = """

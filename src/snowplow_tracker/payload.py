@@ -67,6 +67,20 @@ def dumps(value: Any, json_encoder: JsonEncoder = None) -> str:
         raise InvalidTypeError(f"cannot serialise to JSON: {exc}") from exc
 
 
+def dumps_bytes(value: Any) -> bytes:
+    """:func:`dumps` as UTF-8 bytes (orjson writes bytes: no decode and encode again).
+
+    Raises ``ValueError`` for text that cannot be UTF-8 (lone surrogates).
+    """
+    if use_orjson is not False and (use_orjson or _load_orjson()):
+        try:
+            data: bytes = _orjson.dumps(value, option=_ORJSON_OPTIONS)
+            return data
+        except _orjson.JSONEncodeError:
+            pass  # let json produce its own result or error
+    return dumps(value).encode("utf-8")
+
+
 def b64encode_json(text: str) -> str:
     """URL-safe base64 of the UTF-8 bytes, with ``=`` padding as the 0.5.0 tracker sent it."""
     return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii")
