@@ -30,6 +30,7 @@ import requests
 from . import _lifecycle, contracts
 from ._delivery import (
     OVERFLOW_POLICIES,
+    SENT,
     Batch,
     Clock,
     DeliveryCore,
@@ -72,6 +73,9 @@ DEFAULT_MAX_QUEUE_SIZE = 10_000
 DEFAULT_EXIT_TIMEOUT = 5.0
 #: Events taken from a backlog for one delivery at most (one POST body, or GETs in a row).
 MAX_BATCH_EVENTS = 500
+#: Extra sends a sync Emitter's automatic send makes for buffers other threads filled
+#: meanwhile, at most, before leaving the next full buffer to the next ``input()``.
+MAX_FOLLOW_UPS = 4
 _POST_PREFIX = ('{"schema":"' + PAYLOAD_DATA_SCHEMA + '","data":[').encode()
 _POST_SUFFIX = b"]}"
 _ENVELOPE_BYTES = len(_POST_PREFIX) + len(_POST_SUFFIX)
@@ -187,6 +191,8 @@ class Emitter:
         self._threads_lock = threading.Lock()
         self._ticker: threading.Thread | None = None
         self._auto_flush_at = 0  # queue position from which input() sends a full buffer
+        self._auto_senders = 0  # threads in _auto_flush (under the core lock)
+        self._deferred = False  # another thread filled a buffer meanwhile and left it to it
 
     @staticmethod
     def as_collector_uri(
@@ -225,14 +231,38 @@ class Emitter:
 
         Failures the retry policy would retry stay queued for a later flush;
         the next automatic attempt waits for another ``buffer_size`` events.
+
+        When threads track at once, a thread that fills a buffer while another
+        is sending leaves it queued, and the sending thread sends it next (up to
+        ``MAX_FOLLOW_UPS`` times), so concurrent producers share requests
+        instead of each sending a few events. Once ``MAX_BATCH_EVENTS`` are
+        waiting, a producer sends itself again, as a lone one does: producers
+        never outrun the senders into the queue bound.
         """
-        with self._core.lock:
-            batch = self._core.take(max(1, len(self._store)))
-        if batch is not None:
-            self._send_batch(batch, None, sleep=False)
-        with self._core.lock:
-            if len(self._store):
-                self._auto_flush_at = self._core.tail + self.buffer_size
+        core = self._core
+        with core.lock:
+            if self._auto_senders and len(self._store) < max(
+                MAX_BATCH_EVENTS, 2 * self.buffer_size
+            ):
+                self._deferred = True
+                return
+            self._auto_senders += 1
+        try:
+            for _ in range(1 + MAX_FOLLOW_UPS):
+                with core.lock:
+                    self._deferred = False
+                    batch = core.take(max(1, len(self._store)))
+                all_sent = batch is None or self._send_batch(batch, None, sleep=False)
+                with core.lock:
+                    if not all_sent:  # no follow-up: a failing collector gets no retry storm
+                        if len(self._store):
+                            self._auto_flush_at = core.tail + self.buffer_size
+                        break
+                    if not (self._deferred and len(self._store) >= self.buffer_size):
+                        break
+        finally:
+            with core.lock:
+                self._auto_senders -= 1
 
     @property
     def buffer(self) -> list[Event]:
@@ -283,7 +313,8 @@ class Emitter:
         """Start sending everything queued without waiting (sends now for the sync Emitter)."""
         self.flush()
 
-    def _send_batch(self, batch: Batch, deadline: float | None, sleep: bool = True) -> None:
+    def _send_batch(self, batch: Batch, deadline: float | None, sleep: bool = True) -> bool:
+        """Deliver a leased batch and account for it; True if every event was sent."""
         try:
             units = units_for(batch.events, self.method, self._split)
             gen = deliver(units, self.retry, self._clock)
@@ -292,6 +323,7 @@ class Emitter:
             logger.exception("sending a batch failed unexpectedly")
             outcome = Outcome(["retries_exhausted"] * len(batch.events))
         self._core.finish(batch, outcome)
+        return outcome.statuses.count(SENT) == len(outcome.statuses)
 
     def _split(self, events: Sequence[Record]) -> list[list[Record]]:
         return split_batch(events, self.byte_limit)
