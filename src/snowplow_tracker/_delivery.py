@@ -476,6 +476,16 @@ class DeliveryCore:
             return True
         return self.flush_interval is not None and self.interval_due()
 
+    def can_grow(self, limit: int, body: tuple[int, int] | None = None) -> bool:
+        """Whether the next batch could still grow toward ``limit`` events, or one POST
+        ``body`` (as in :meth:`take`), while nobody waits for it (call under the lock)."""
+        queued = len(self.store)
+        if body is not None:
+            full = self.store.nbytes + body[1] * queued >= body[0]
+        else:
+            full = self.byte_limit is not None and self.store.nbytes >= self.byte_limit
+        return queued < limit and not full and self.flush_target <= self.head and not self.closing
+
     def interval_due(self) -> bool:
         return self.oldest_at is not None and (
             self.clock.monotonic() - self.oldest_at >= (self.flush_interval or 0.0)
@@ -487,12 +497,21 @@ class DeliveryCore:
             return None
         return max(0.0, self.oldest_at + self.flush_interval - self.clock.monotonic())
 
-    def take(self, max_events: int | None = None) -> Batch | None:
-        """Lease the next batch (call under the lock)."""
+    def take(
+        self, max_events: int | None = None, body: tuple[int, int] | None = None
+    ) -> Batch | None:
+        """Lease the next batch (call under the lock).
+
+        ``body`` is ``(max_bytes, bytes_per_event)`` of one POST body: with a
+        memory store, take only what fits in one request.
+        """
         limit = max_events or self.batch_size
         max_bytes = self.byte_limit if max_events is None else None
         if self.records is not None:
-            keys, events = self.records.take_records(limit, max_bytes)
+            if body is None:
+                keys, events = self.records.take_records(limit, max_bytes)
+            else:
+                keys, events = self.records.take_records(limit, *body)
         else:
             items = self.store.take(limit, max_bytes)
             keys, events = [k for k, _ in items], [e for _, e in items]

@@ -76,6 +76,10 @@ MAX_BATCH_EVENTS = 500
 #: Extra sends a sync Emitter's automatic send makes for buffers other threads filled
 #: meanwhile, at most, before leaving the next full buffer to the next ``input()``.
 MAX_FOLLOW_UPS = 4
+#: Seconds an AsyncEmitter worker lets a ready batch grow before sending it, so that a busy
+#: producer's events go out in a few large POSTs rather than many of ``buffer_size``. Real
+#: time (not the emitter's clock); ``flush()`` and ``close()`` cut it short.
+COALESCE_SECONDS = 0.002
 _POST_PREFIX = ('{"schema":"' + PAYLOAD_DATA_SCHEMA + '","data":[').encode()
 _POST_SUFFIX = b"]}"
 _ENVELOPE_BYTES = len(_POST_PREFIX) + len(_POST_SUFFIX)
@@ -711,12 +715,27 @@ class AsyncEmitter(Emitter):
             self._send_batch(batch, None)
 
     def _next_batch(self) -> Batch | None:
-        """Wait for a batch to send; None when the emitter is closing or has given up."""
+        """Wait for a batch to send; None when the emitter is closing or has given up.
+
+        A batch that is ready (``buffer_size`` events, or the interval) but not
+        yet a full POST gets up to ``COALESCE_SECONDS`` to grow first.
+        """
         core = self._core
+        limit = max(self.buffer_size, MAX_BATCH_EVENTS)
+        body = self._post_body_bytes()
+        coalesce_until: float | None = None
         with core.lock:
             while not self._stop.is_set():
                 if core.ready():
-                    batch = core.take(max(self.buffer_size, MAX_BATCH_EVENTS))
+                    if core.can_grow(limit, body):
+                        now = time.monotonic()
+                        if coalesce_until is None:
+                            coalesce_until = now + COALESCE_SECONDS
+                        if now < coalesce_until:
+                            # Not counted in core.idle: new events do not wake us, flush does.
+                            core.cond.wait(coalesce_until - now)
+                            continue
+                    batch = core.take(limit, body)
                     if batch is not None:
                         return batch
                     core.cond.wait(1.0)  # a store that miscounts must not make us spin
@@ -729,6 +748,12 @@ class AsyncEmitter(Emitter):
                     finally:
                         core.idle -= 1
             return None
+
+    def _post_body_bytes(self) -> tuple[int, int] | None:
+        """What one POST may hold, for ``core.take``: a batch is then one request."""
+        if self.method != "post" or self.byte_limit is None:
+            return None
+        return max(1, self.byte_limit - _ENVELOPE_BYTES), _STM_BYTES
 
     def _drain_here(self, deadline: float | None) -> None:
         # No worker can run (exit in progress): send from this thread.

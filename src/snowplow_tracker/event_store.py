@@ -162,13 +162,16 @@ class MemoryEventStore:
         return list(zip(keys, map(decode_record, records)))
 
     def take_records(
-        self, max_events: int, max_bytes: int | None
+        self, max_events: int, max_bytes: int | None, overhead: int = 0
     ) -> tuple[list[int], list[Record]]:
-        """Like :meth:`take`, but the events as stored: compact records or dicts."""
+        """Like :meth:`take`, but the events as stored: compact records or dicts.
+
+        ``overhead`` bytes are added to each event's size when fitting ``max_bytes``.
+        """
         queue = self._queue
         count = min(max_events, len(queue))
         if max_bytes is not None and count:
-            count = self._fitting(count, max_bytes)
+            count = self._fitting(count, max_bytes, overhead)
         stored = [queue.popleft() for _ in range(count)]
         keys = self._pop_keys(count)
         self._leased.update(zip(keys, stored))
@@ -179,14 +182,14 @@ class MemoryEventStore:
         self._loose -= sum(type(item) is tuple for item in stored)
         return keys, [_stored_record(item) for item in stored]
 
-    def _fitting(self, count: int, max_bytes: int) -> int:
+    def _fitting(self, count: int, max_bytes: int, overhead: int) -> int:
         """How many of the first ``count`` waiting events fit in ``max_bytes`` (at least one)."""
         head = list(itertools.islice(self._queue, count))
-        if not self._loose and sum(map(len, head)) + count <= max_bytes:
+        if not self._loose and sum(map(len, head)) + (1 + overhead) * count <= max_bytes:
             return count
         fitting, size = 0, 0
         for item in head:
-            item_size = _stored_size(item)
+            item_size = _stored_size(item) + overhead
             if fitting and size + item_size > max_bytes:
                 break
             size += item_size
