@@ -412,20 +412,25 @@ class DeliveryCore:
             return False
         dropped: list[Event] = []
         started = False
+        store = self.store
         with self.lock:
-            accepted = len(self.store) < self.max_queue_size or self._make_room(dropped)
+            accepted = len(store) < self.max_queue_size or self._make_room(dropped)
             if accepted:
                 if records is not None:
-                    dropped.extend(records.add_record(record, size))
+                    evicted = records.add_record(record, size)
                 else:
-                    dropped.extend(self.store.add(event, size))
+                    evicted = store.add(event, size)
+                if evicted:
+                    dropped.extend(evicted)
                 self.tail += 1
                 if self.oldest_at is None:
                     self.oldest_at = self.clock.monotonic()
                     started = self.flush_interval is not None
-            self.head += len(dropped)  # evicted events leave the queue at its head
-            ready = len(self.store) >= self.batch_size or (
-                self.byte_limit is not None and self.store.nbytes >= self.byte_limit
+            if dropped:
+                self.head += len(dropped)  # evicted events leave the queue at its head
+            byte_limit = self.byte_limit
+            ready = len(store) >= self.batch_size or (
+                byte_limit is not None and store.nbytes >= byte_limit
             )
             if (ready or started) and self.idle:
                 # Full, or the first event of an interval: a worker must (re)arm its timer.

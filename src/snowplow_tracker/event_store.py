@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol, Union
 
+from . import payload
 from .payload import dumps, dumps_bytes
 
 Event = dict[str, str]
@@ -45,6 +46,12 @@ def encode_record(event: Record) -> Record:
     if type(event) is bytes or not event or "stm" in event:
         return event
     try:
+        if payload.use_orjson:  # the common case, without a further call
+            try:
+                data: bytes = payload._orjson.dumps(event, option=payload._ORJSON_OPTIONS)
+                return data[:-1]
+            except TypeError:
+                pass  # orjson refuses it: the json path decides
         return dumps_bytes(event)[:-1]
     except (TypeError, ValueError):  # not JSON-able, or lone surrogates: keep the dict
         return event
