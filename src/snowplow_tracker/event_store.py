@@ -65,11 +65,6 @@ def decode_record(record: Record) -> Event:
     return record  # type: ignore[return-value]
 
 
-def record_size(record: Record) -> int:
-    """Serialised bytes of a record's event (exact for compact records)."""
-    return len(record) + 1 if type(record) is bytes else event_size(record)  # type: ignore[arg-type]
-
-
 class EventStore(Protocol):
     """The storage an emitter queues events in (see the module docstring)."""
 

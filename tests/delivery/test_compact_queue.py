@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from snowplow_tracker import AsyncEmitter, Emitter, MemoryEventStore, Tracker
+from snowplow_tracker import AsyncEmitter, Emitter, MemoryEventStore, Tracker, payload
 from snowplow_tracker._delivery import DeliveryCore
 from snowplow_tracker.collector import Collector
 from snowplow_tracker.emitters import MAX_BATCH_EVENTS, post_body, split_batch
@@ -45,6 +45,38 @@ def test_events_without_a_compact_form_stay_dicts(event: dict[str, str]) -> None
     store.add_record(encode_record(event), 10)
     ((_, back),) = store.take(5, None)
     assert back is event
+
+
+@pytest.mark.parametrize("event", TRICKY)
+def test_records_are_the_same_without_orjson(
+    event: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_orjson = encode_record(event)
+    monkeypatch.setattr(payload, "use_orjson", False)
+    assert encode_record(event) == with_orjson
+
+
+def test_memory_store_byte_bound_evicts_the_oldest_as_dicts(collector: Collector) -> None:
+    """A memory store's max_bytes counts each record's exact size and hands back dicts."""
+    failed: list[dict[str, str]] = []
+    events = [{"e": "pv", "eid": str(n), "url": "x" * 50} for n in range(5)]
+    size = len(encode_record(events[0])) + 1
+    emitter = Emitter(
+        collector.endpoint,
+        method="post",
+        buffer_size=100,
+        event_store=MemoryEventStore(max_bytes=3 * size),
+        on_failure=lambda sent, unsent: failed.extend(unsent),
+    )
+    for event in events:
+        emitter.input(event)
+    assert failed == events[:2]
+    assert emitter.stats().dropped["queue_full"] == 2
+    assert emitter.buffer == events[2:]
+    assert emitter.flush() is True
+    (request,) = collector.requests
+    assert [e["eid"] for e in json.loads(request.body)["data"]] == ["2", "3", "4"]
+    emitter.close()
 
 
 def test_memory_store_round_trips_records_and_dicts_in_order() -> None:
