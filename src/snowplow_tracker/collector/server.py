@@ -31,7 +31,7 @@ from .validate import (
     Event,
     PayloadFailure,
     ProtocolViolation,
-    check_event,
+    check_events,
     extract_events,
 )
 
@@ -314,7 +314,7 @@ class Collector:
                 record.error = str(exc)
                 records.append(PayloadFailure(exc.bad_row_type, [str(exc)], exc.messages, payload))
             else:
-                events = [check_event(payload.method, raw, self.resolver, payload) for raw in raws]
+                events = check_events(payload.method, raws, self.resolver, payload)
                 records.extend(events)
         self.store.add(records)
         with self._lock:

@@ -22,9 +22,11 @@ import binascii
 import functools
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -286,6 +288,9 @@ def decode_post_body(
             {"error": f"body is not UTF-8: {exc}"},
             COLLECTOR_PAYLOAD_FORMAT_VIOLATION,
         ) from exc
+    fast = _fast_body(text, resolver)
+    if fast is not None:
+        return fast
     document = _parse_json("body", text, ProtocolViolation, check_depth=False)
     schema = _self_describing_schema("body", document, ProtocolViolation)
     criterion = f"iglu:{SNOWPLOW}/payload_data/jsonschema/1-0-*"
@@ -305,6 +310,57 @@ def decode_post_body(
             _parse_json("body", text, ProtocolViolation)
         raise ProtocolViolation(f"body: {problem[0]}", problem[1])
     return data  # type: ignore[no-any-return]  # validated: a list of objects of strings
+
+
+def _load_orjson() -> Callable[[str], Any] | None:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is in the fast and all extras
+        return None
+    return orjson.loads
+
+
+_orjson_loads = _load_orjson()
+
+_PAYLOAD_DATA_PREFIX = f"iglu:{SNOWPLOW}/payload_data/jsonschema/1-0-"
+
+
+def _fast_body(text: str, resolver: Resolver) -> list[dict[str, str]] | None:
+    """The events of a valid tp2 body parsed with orjson (the ``fast`` extra), else None.
+
+    Only a body that passes every check is taken from this path; anything else
+    goes through the stdlib path, which makes the errors. That keeps the results
+    exactly the stdlib's: where orjson parses differently (a number beyond 64
+    bits becomes a float), the body is invalid anyway, because payload_data
+    allows nothing but strings, and a key beside ``schema`` and ``data`` is never read.
+    """
+    if _orjson_loads is None:
+        return None
+    try:
+        document = _orjson_loads(text)
+    except ValueError:
+        return None
+    if type(document) is not dict or "data" not in document:
+        return None
+    schema = document.get("schema")
+    data = document["data"]
+    if (
+        type(schema) is not str
+        or not schema.startswith(_PAYLOAD_DATA_PREFIX)
+        or type(data) is not list
+        or not data
+        or not _is_iglu_uri(schema)
+    ):
+        return None
+    try:
+        # Objects of strings whatever the schema says (a user's payload_data could allow
+        # more), so that orjson's numbers never get through: TypeError otherwise.
+        "".join(chain.from_iterable(map(dict.values, data)))
+        if resolver.reports(schema, data):
+            return None
+    except (SchemaNotFound, ValueError, TypeError):
+        return None
+    return data
 
 
 def _parse_json(
@@ -423,6 +479,34 @@ def check_event(
     return event
 
 
+def check_events(
+    method: str,
+    raws: list[dict[str, str]],
+    resolver: Resolver,
+    payload: CollectorPayload | None = None,
+) -> list[Event]:
+    """``check_event`` for every event of one request, with the same results, faster.
+
+    The atomic field checks run column by column over the whole batch, in C loops
+    (``_atomic_fine``); only if some value fails them does each event get the
+    per-event check that reports it. After that, each event only needs its
+    self-describing event and entities checked, and those are memoized.
+    """
+    if len(raws) < _BATCH_MIN or not _atomic_fine(raws):
+        return [check_event(method, raw, resolver, payload) for raw in raws]
+    events = []
+    for raw in raws:
+        event = Event(method, raw, payload=payload)
+        if "ue_px" in raw or "ue_pr" in raw:
+            _check_unstruct(event, resolver)
+        if "cx" in raw or "co" in raw:
+            _check_contexts(event, resolver)
+        if event.bad_row_type is None and raw.get("e") in ("ad", "ue"):
+            _check_enrichments(event)
+        events.append(event)
+    return events
+
+
 def _atomic_error(event: Event, name: str, message: str, keyword: str | None = None) -> None:
     value = event.raw.get(name)
     shown = "" if value is None else f": {value[:200]!r}"
@@ -448,8 +532,14 @@ def _atomic_error(event: Event, name: str, message: str, keyword: str | None = N
 
 def _is_int(value: str, low: int = -_INT32, high: int = _INT32 - 1) -> bool:
     digits = value[1:] if value[:1] in ("-", "+") else value
-    # isascii: int() would also take other scripts' digits, spaces and underscores.
-    return digits.isascii() and digits.isdigit() and low <= int(value) <= high
+    # isascii: int() would also take other scripts' digits, spaces and underscores;
+    # the length test: int() refuses more than 4300 digits, and every bound has 19 or fewer.
+    return (
+        digits.isascii()
+        and digits.isdigit()
+        and len(digits.lstrip("0")) <= 19
+        and low <= int(value) <= high
+    )
 
 
 def _is_ms(value: str) -> bool:
@@ -609,6 +699,77 @@ _RULES: dict[str, tuple[Callable[[str], bool] | None, str, int]] = {
 }
 
 
+# -- the atomic checks of a whole batch at once ------------------------------------------------
+# Each check is as strict as its per-event parser or stricter (bounded digit
+# counts, for instance): a batch they pass is one the per-event checks pass.
+
+_BATCH_MIN = 4  # below it, the per-event checks are as cheap
+_MS_DIGITS = re.compile(r"[-+]?[0-9]{1,15}")
+_INT_DIGITS = re.compile(r"[-+]?[0-9]{1,10}")
+_DIMENSIONS = re.compile(r"[0-9]{1,9}x[0-9]{1,9}")  # 9 digits: never above 2**31 - 1
+_DECIMAL_OR_NULL = re.compile(f"null|(?:{_DECIMAL.pattern})")
+
+
+def _all_in_range(pattern: re.Pattern[str], low: int, high: int) -> Callable[[list[str]], bool]:
+    def check(values: list[str]) -> bool:
+        if not all(map(pattern.fullmatch, values)):
+            return False
+        numbers = list(map(int, values))
+        return low <= min(numbers) and max(numbers) <= high
+
+    return check
+
+
+def _all_match(pattern: re.Pattern[str]) -> Callable[[list[str]], bool]:
+    return lambda values: all(map(pattern.fullmatch, values))
+
+
+def _all_flags(values: list[str]) -> bool:
+    return set(values) <= {"0", "1"}
+
+
+_COLUMN_CHECKS: dict[Callable[[str], bool], Callable[[list[str]], bool]] = {
+    _is_uuid: _all_match(_UUID),
+    _is_ms: _all_in_range(_MS_DIGITS, _MIN_MS, _MAX_MS),
+    _is_int: _all_in_range(_INT_DIGITS, -_INT32, _INT32 - 1),
+    _is_decimal: _all_match(_DECIMAL_OR_NULL),
+    _is_dimensions: _all_match(_DIMENSIONS),
+    _is_flag: _all_flags,
+}
+_COLUMNS: dict[str, tuple[Callable[[list[str]], bool] | None, int]] = {
+    name: (_COLUMN_CHECKS[parse] if parse is not None else None, limit)
+    for name, (parse, _, limit) in _RULES.items()
+}
+_EVENT_CODES = frozenset(EVENT_TYPES)
+
+
+def _atomic_fine(raws: list[dict[str, str]]) -> bool:
+    """True only if no event of the batch has an atomic parse error or a field too long."""
+    get = dict.get
+    if not (
+        set(map(get, raws, repeat("e"))) <= _EVENT_CODES
+        and set(map(get, raws, repeat("p"))) <= PLATFORMS
+        and all(map(get, raws, repeat("tv")))
+    ):
+        return False
+    # Fields whose limit is above the longest value of the batch need no length check.
+    longest = max(map(len, chain.from_iterable(map(dict.values, raws))))
+    columns = _COLUMNS
+    for name in set().union(*raws):
+        column = columns.get(name)
+        if column is None:
+            continue
+        check, limit = column
+        if check is None and limit >= longest:
+            continue
+        values = [raw[name] for raw in raws if name in raw]
+        if check is not None and not check(values):
+            return False
+        if limit < longest and max(map(len, values)) > limit:
+            return False
+    return True
+
+
 def _check_lengths(event: Event, too_long: list[str]) -> None:
     raw = event.raw
     for name in sorted(too_long):
@@ -629,13 +790,26 @@ class _EventFailure(Exception):
         self.message = message
 
 
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+def _b64url_decode(padded: str) -> bytes:
+    """``base64.b64decode(padded, altchars=b"-_", validate=True)``, without its per-call set-up."""
+    if sys.version_info >= (3, 11):  # what b64decode does there, minus making the table
+        try:
+            data = padded.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError("string argument should contain only ASCII characters") from None
+        return binascii.a2b_base64(data.translate(_URLSAFE), strict_mode=True)
+    return base64.b64decode(padded, altchars=b"-_", validate=True)  # pragma: no cover
+
+
 def _decoded_field(event: Event, encoded: str, plain: str) -> tuple[str, str] | None:
     """(parameter name, JSON text) of a field sent base64url-encoded or plain, if present."""
     if encoded in event.raw:
         value = event.raw[encoded]
         try:
-            padded = value + "=" * (-len(value) % 4)
-            text = base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
+            text = _b64url_decode(value + "=" * (-len(value) % 4)).decode("utf-8")
         except (binascii.Error, UnicodeError, ValueError) as exc:
             raise _EventFailure(
                 f"{encoded}: not URL-safe base64 of UTF-8 text",
@@ -721,6 +895,7 @@ def _decode_uncached(
     elif isinstance(data, list):
         for index, entity in enumerate(data):
             failures.extend(_entity_failures(f"context[{index}]", entity, resolver))
+        data = [entity for entity in data if isinstance(entity, dict)]  # the event's contexts
     return data, failures
 
 
@@ -735,7 +910,7 @@ def _check_unstruct(event: Event, resolver: Resolver) -> None:
 def _check_contexts(event: Event, resolver: Resolver) -> None:
     data, failures = _decode_and_check(event, ("cx", "co"), "contexts", resolver)
     if isinstance(data, list):
-        event.contexts = [entity for entity in data if isinstance(entity, dict)]
+        event.contexts = list(data)  # memoized and shared: each event gets its own list
     for error, message in failures:
         event.fail(SCHEMA_VIOLATIONS, error, message)
 
