@@ -274,3 +274,31 @@ def test_sqlite_drops_the_old_good_index_and_reads_old_files(tmp_path: Path) -> 
         (2, raws[1]["eid"]), (1, raws[0]["eid"]),
     ]  # fmt: skip
     second.close()
+
+
+# -- the hand-made wrapper checks ----------------------------------------------------------------
+
+WRAPPERS = [UNSTRUCT, CONTEXTS]
+wrapper_items = st.dictionaries(
+    st.sampled_from(["schema", "data", "other"]),
+    st.sampled_from([LINK_CLICK, "iglu:a/b/jsonschema/1-0-0\n", "iglu:x", "", None, 5, {}]),
+    max_size=3,
+)
+
+
+@SETTINGS
+@given(
+    uri=st.sampled_from(WRAPPERS),
+    instance=wrapper_items | st.lists(wrapper_items, max_size=3) | st.none(),
+)
+def test_the_wrapper_fast_check_agrees_with_jsonschema(uri: str, instance: Any) -> None:
+    compiled = RESOLVER.compiled(validate._parse_key(uri))
+    assert compiled._fast is not None and "_wrapper_check" in compiled._fast.__qualname__
+    try:
+        compiled._fast(instance)
+    except ValueError:
+        fast_valid = False
+    else:
+        fast_valid = True
+    reference_valid = not list(compiled._full.iter_errors(instance))
+    assert fast_valid == reference_valid

@@ -147,7 +147,9 @@ class CompiledSchema:
         self.key = key
         self.schema = schema
         self._full = Draft4Validator(schema, format_checker=_format_checker)
-        self._fast = _string_records_check(schema) or _compile_fast(schema)
+        self._fast = (
+            _string_records_check(schema) or _wrapper_check(schema) or _compile_fast(schema)
+        )
 
     def reports(self, instance: Any) -> list[DataReport]:
         if self._fast is not None:
@@ -193,6 +195,59 @@ def _string_records_check(schema: dict[str, Any]) -> Callable[[Any], Any] | None
         "".join(chain.from_iterable(map(dict.values, instance)))
 
     return check
+
+
+_ANNOTATIONS = {"$schema", "self", "description"}
+
+
+def _wrapper_check(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
+    """A hand-made check for the self-describing wrappers (unstruct_event, contexts).
+
+    An object of ``schema`` (a string matching a pattern) and ``data`` (anything),
+    or an array of them: the shapes every self-describing event and every entity
+    list is validated against. It raises where the schema fails; jsonschema makes
+    the report. None if the schema is any other shape.
+    """
+    shape = schema
+    array = schema.get("type") == "array"
+    if array:
+        if set(schema) - _ANNOTATIONS - {"type", "items"} or not isinstance(
+            schema.get("items"), dict
+        ):
+            return None
+        shape = schema["items"]
+    properties = shape.get("properties")
+    if (
+        set(shape) - _ANNOTATIONS - {"type", "properties", "required", "additionalProperties"}
+        or shape.get("type") != "object"
+        or shape.get("additionalProperties") is not False
+        or not isinstance(properties, dict)
+        or set(properties) != {"schema", "data"}
+        or properties["data"] != {}
+        or set(properties["schema"]) != {"type", "pattern"}
+        or properties["schema"]["type"] != "string"
+        or not isinstance(properties["schema"]["pattern"], str)
+        or not isinstance(shape.get("required", []), list)
+        or not set(shape.get("required", [])) <= {"schema", "data"}
+    ):
+        return None
+    search = re.compile(properties["schema"]["pattern"]).search  # as jsonschema's "pattern"
+    allowed = frozenset({"schema", "data"})
+    required = frozenset(shape.get("required", []))
+
+    def check_one(item: Any) -> None:
+        if type(item) is not dict or not item.keys() <= allowed or not required <= item.keys():
+            raise ValueError("not a self-describing object")
+        if "schema" in item and (type(item["schema"]) is not str or not search(item["schema"])):
+            raise ValueError("schema does not match")
+
+    def check_array(instance: Any) -> None:
+        if type(instance) is not list:
+            raise ValueError("not an array")
+        for item in instance:
+            check_one(item)
+
+    return check_array if array else check_one
 
 
 def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:

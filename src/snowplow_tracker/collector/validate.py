@@ -495,11 +495,16 @@ def check_events(
     if len(raws) < _BATCH_MIN or not _atomic_fine(raws):
         return [check_event(method, raw, resolver, payload) for raw in raws]
     events = []
+    memo = resolver.memo
     for raw in raws:
-        event = Event(method, raw, payload=payload)
+        event = Event(method, raw, None, None, None, None, None, payload)
         if "ue_px" in raw or "ue_pr" in raw:
             _check_unstruct(event, resolver)
-        if "cx" in raw or "co" in raw:
+        cx = raw.get("cx")
+        found = memo.get(("cx", cx)) if cx is not None else None
+        if found is not None:  # the entities seen before: _check_contexts, inlined
+            _apply_contexts(event, found)
+        elif cx is not None or "co" in raw:
             _check_contexts(event, resolver)
         if event.bad_row_type is None and raw.get("e") in ("ad", "ue"):
             _check_enrichments(event)
@@ -908,7 +913,11 @@ def _check_unstruct(event: Event, resolver: Resolver) -> None:
 
 
 def _check_contexts(event: Event, resolver: Resolver) -> None:
-    data, failures = _decode_and_check(event, ("cx", "co"), "contexts", resolver)
+    _apply_contexts(event, _decode_and_check(event, ("cx", "co"), "contexts", resolver))
+
+
+def _apply_contexts(event: Event, checked: tuple[Any, Failures]) -> None:
+    data, failures = checked
     if isinstance(data, list):
         event.contexts = list(data)  # memoized and shared: each event gets its own list
     for error, message in failures:
