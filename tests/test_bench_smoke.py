@@ -65,3 +65,14 @@ def test_sink_counts_post_and_get_events() -> None:
         sink.wait(10)
         if sink.stdout is not None:
             sink.stdout.close()
+
+
+def test_collector_ingest_runs_rounds_with_full_validation() -> None:
+    """Every round of the ingest benchmark gets every event through validation, good."""
+    command = [sys.executable, str(REPO / "bench" / "collector_ingest.py"), "--events", "300"]
+    command += ["--store", "sqlite", "--rounds", "2", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["good"], result["bad"], len(result["rounds"])) == (300, 0, 2)
+    assert result["cpu"] == min(r["cpu"] for r in result["rounds"]) > 0

@@ -240,10 +240,11 @@ def test_the_direct_base64url_decoder_matches_b64decode(value: str) -> None:
 
 
 def test_sqlite_rows_hold_what_record_fields_says(tmp_path: Path) -> None:
-    raws = [good_event(index) for index in range(9)]
+    raws = [good_event(index) for index in range(120)]  # more than one multi-row INSERT
     raws[4]["eid"] = "not-a-uuid"
     raws[5]["e"] = "tr"
-    payload = CollectorPayload("POST", "/com.snowplowanalytics.snowplow/tp2")
+    body = json.dumps({"schema": PAYLOAD_DATA, "data": raws}).encode()
+    payload = CollectorPayload("POST", "/com.snowplowanalytics.snowplow/tp2", body=body)
     events = check_events("POST", raws, RESOLVER, payload)
     store = SqliteStore(tmp_path / "rows.db")
     store.add(list(events))
@@ -252,8 +253,14 @@ def test_sqlite_rows_hold_what_record_fields_says(tmp_path: Path) -> None:
         (int(good), event_type, schema, app_id)
         for good, event_type, schema, app_id in map(record_fields, events)
     ]
-    assert store.counts() == (8, 1)
+    assert store.counts() == (119, 1)
     store.close()
+    reopened = SqliteStore(tmp_path / "rows.db")
+    read = list(reversed(reopened.newest_first(True))) + reopened.newest_first(False)
+    assert sorted((e.id, e.raw["eid"], e.valid) for e in read if isinstance(e, Event)) == [
+        (e.id, e.raw["eid"], e.valid) for e in events
+    ]
+    reopened.close()
 
 
 def test_sqlite_drops_the_old_good_index_and_reads_old_files(tmp_path: Path) -> None:
