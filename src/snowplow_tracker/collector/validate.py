@@ -715,14 +715,40 @@ _DIMENSIONS = re.compile(r"[0-9]{1,9}x[0-9]{1,9}")  # 9 digits: never above 2**3
 _DECIMAL_OR_NULL = re.compile(f"null|(?:{_DECIMAL.pattern})")
 
 
-def _all_in_range(pattern: re.Pattern[str], low: int, high: int) -> Callable[[list[str]], bool]:
+def _all_in_range(
+    pattern: re.Pattern[str], low: int, high: int, safe_digits: int
+) -> Callable[[list[str]], bool]:
     def check(values: list[str]) -> bool:
+        # Unsigned ASCII numbers of at most safe_digits digits are in range: string tests only.
+        joined = "".join(values)
+        if (
+            joined.isascii()
+            and joined.isdigit()
+            and max(map(len, values)) <= safe_digits
+            and min(map(len, values)) > 0
+        ):
+            return True
         if not all(map(pattern.fullmatch, values)):
             return False
         numbers = list(map(int, values))
         return low <= min(numbers) and max(numbers) <= high
 
     return check
+
+
+_HEX = b"0123456789abcdef"
+
+
+def _all_uuids(values: list[str]) -> bool:
+    """``_UUID.fullmatch`` for every value, with string operations over the joined column."""
+    count = len(values)
+    if max(map(len, values)) != 36 or min(map(len, values)) != 36:
+        return False
+    joined = "".join(values)  # fixed width: joined[8::36] is every value's 9th character
+    if not joined.isascii() or any(joined[at::36] != "-" * count for at in (8, 13, 18, 23)):
+        return False
+    digits = joined.encode("ascii").translate(None, b"-")  # no other dash anywhere
+    return len(digits) == 32 * count and not digits.translate(None, _HEX)
 
 
 def _all_match(pattern: re.Pattern[str]) -> Callable[[list[str]], bool]:
@@ -734,9 +760,9 @@ def _all_flags(values: list[str]) -> bool:
 
 
 _COLUMN_CHECKS: dict[Callable[[str], bool], Callable[[list[str]], bool]] = {
-    _is_uuid: _all_match(_UUID),
-    _is_ms: _all_in_range(_MS_DIGITS, _MIN_MS, _MAX_MS),
-    _is_int: _all_in_range(_INT_DIGITS, -_INT32, _INT32 - 1),
+    _is_uuid: _all_uuids,
+    _is_ms: _all_in_range(_MS_DIGITS, _MIN_MS, _MAX_MS, 14),  # 10**14 - 1 < _MAX_MS
+    _is_int: _all_in_range(_INT_DIGITS, -_INT32, _INT32 - 1, 9),  # 10**9 - 1 < 2**31 - 1
     _is_decimal: _all_match(_DECIMAL_OR_NULL),
     _is_dimensions: _all_match(_DIMENSIONS),
     _is_flag: _all_flags,
@@ -757,20 +783,16 @@ def _atomic_fine(raws: list[dict[str, str]]) -> bool:
         and all(map(get, raws, repeat("tv")))
     ):
         return False
-    # Fields whose limit is above the longest value of the batch need no length check.
-    longest = max(map(len, chain.from_iterable(map(dict.values, raws))))
     columns = _COLUMNS
     for name in set().union(*raws):
         column = columns.get(name)
-        if column is None:
+        if column is None:  # a field without a rule: ue_px, cx, ...
             continue
         check, limit = column
-        if check is None and limit >= longest:
-            continue
         values = [raw[name] for raw in raws if name in raw]
         if check is not None and not check(values):
             return False
-        if limit < longest and max(map(len, values)) > limit:
+        if limit != _NO_LIMIT and max(map(len, values)) > limit:
             return False
     return True
 
