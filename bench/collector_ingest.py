@@ -202,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     rate, cpu_rate = args.events / elapsed, args.events / cpu
     result = {
         "benchmark": "collector_ingest", "mode": args.mode, "store": args.store,
-        "events": args.events, "batch": args.batch, "seconds": round(elapsed, 3),
-        "events_per_second": round(rate), "cpu": round(cpu, 3),
+        "events": args.events, "batch": args.batch, "seconds": round(elapsed, 6),
+        "events_per_second": round(rate), "cpu": round(cpu, 6),
         "events_per_cpu_second": round(cpu_rate), "peak_rss_kb": rss,
-        "rounds": [{"seconds": round(w, 3), "cpu": round(c, 3)} for w, c in measured],
+        "rounds": [{"seconds": round(w, 6), "cpu": round(c, 6)} for w, c in measured],
         "delivered": summary["good"], "good": summary["good"], "bad": summary["bad"],
     }  # fmt: skip
     if not args.json:
