@@ -7,6 +7,7 @@ port; it reads the results back through the Micro API, so it works with both.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 import time
@@ -80,6 +81,19 @@ EMITTERS: list[tuple[str, Callable[[str], Emitter]]] = [
     ("AsyncEmitter GET", lambda endpoint: AsyncEmitter(endpoint)),
     ("AsyncEmitter POST", lambda endpoint: AsyncEmitter(endpoint, method="post")),
 ]
+
+
+def _asyncio_emitter(endpoint: str, method: str) -> Emitter:
+    from .aio import AsyncioEmitter
+
+    return AsyncioEmitter(endpoint, method=method)
+
+
+if importlib.util.find_spec("httpx") is not None:  # the asyncio emitter needs the httpx extra
+    EMITTERS += [
+        ("AsyncioEmitter GET", lambda endpoint: _asyncio_emitter(endpoint, "get")),
+        ("AsyncioEmitter POST", lambda endpoint: _asyncio_emitter(endpoint, "post")),
+    ]
 
 
 # -- finding a collector --------------------------------------------------------------------------
@@ -197,7 +211,7 @@ def _wait_for(url: str, run: str, expected: int, timeout: float = 15.0) -> Tally
 def _table(tally: Tally, out: TextIO) -> None:
     names = [name for name, _ in EMITTERS]
     width = max(len(e.title) for e in EXAMPLES) + 2
-    out.write("\n" + " " * width + "".join(f"{n:>19}" for n in names) + "\n")
+    out.write("\n" + " " * width + "".join(f"{n:>21}" for n in names) + "\n")
     for example in EXAMPLES:
         cells = []
         for name in names:
@@ -205,7 +219,7 @@ def _table(tally: Tally, out: TextIO) -> None:
             bad = tally.bad.get((name, example.title), 0)
             cells.append(f"{f'{good} good' if good else ''}{', ' if good and bad else ''}"
                          f"{f'{bad} bad' if bad else ''}" or "missing")  # fmt: skip
-        out.write(f"{example.title:<{width}}" + "".join(f"{c:>19}" for c in cells) + "\n")
+        out.write(f"{example.title:<{width}}" + "".join(f"{c:>21}" for c in cells) + "\n")
 
 
 def run_demo(
