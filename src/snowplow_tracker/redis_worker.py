@@ -172,6 +172,8 @@ class RedisWorker:
         self.processing_key = slot_key(key, f"processing:{self.worker_id}")
         self.workers_key = slot_key(key, "workers")
         self.invalid_key = slot_key(key, "invalid")
+        if contracts._enabled:
+            _check_one_slot(self.rdb, key, [self.processing_key, self.workers_key])
         self._stop = threading.Event()
         self._abandon = threading.Event()
         self._stats_lock = threading.Lock()
@@ -181,6 +183,7 @@ class RedisWorker:
         self._current: _Batch | None = None
         self._move_script: Any = self.rdb.register_script(_MOVE_SCRIPT)
         self._failures = 0
+        self._transactions = True  # until the client refuses them
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -378,7 +381,7 @@ class RedisWorker:
 
     def _ack(self, unsent: list[Raw], invalid: list[Raw]) -> None:
         """Forget the batch; put ``unsent`` back at the tail of ``key`` in the same transaction."""
-        pipe = self.rdb.pipeline(transaction=True)
+        pipe = self._ack_pipeline()
         if unsent:
             pipe.rpush(self.key, *unsent)
         if invalid:
@@ -386,6 +389,24 @@ class RedisWorker:
         pipe.delete(self.processing_key)
         pipe.execute()
         self._current = None
+
+    def _ack_pipeline(self) -> Any:
+        """A MULTI/EXEC pipeline, or an ordered one where the client has no transactions.
+
+        redis-py before 6.1 refuses ``transaction=True`` on a ``RedisCluster``. A plain
+        pipeline sends the same commands, in order, to the one node owning the slot of
+        ``key``: the pushes come before the delete, so a crash between them can only
+        send events twice, never lose them.
+        """
+        if self._transactions:
+            try:
+                return self.rdb.pipeline(transaction=True)
+            except Exception as exc:
+                if _is_redis_error(exc) or "transaction" not in str(exc).lower():
+                    raise
+                logger.info("no transactions on this client (%s); acknowledging in order", exc)
+                self._transactions = False
+        return self.rdb.pipeline(transaction=False)
 
     def _backoff(self) -> None:
         self._failures += 1
@@ -564,3 +585,15 @@ def _check_worker_args(
         contracts.fail_value(where, "batch_size", f"at most {MAX_BATCH}", batch_size)
     contracts.number(where, "poll_interval", poll_interval)
     contracts.number(where, "heartbeat_ttl", heartbeat_ttl)
+
+
+def _check_one_slot(rdb: Any, key: str, derived: list[str]) -> None:
+    """On a cluster client, every key of a worker must hash to one slot (else CROSSSLOT)."""
+    keyslot = getattr(rdb, "keyslot", None)  # only cluster clients have it; computed locally
+    if callable(keyslot) and any(keyslot(name) != keyslot(key) for name in derived):
+        contracts.fail_value(
+            "RedisWorker()",
+            "key",
+            "a key whose derived keys can share its cluster hash slot (no '}' outside a {tag})",
+            key,
+        )
