@@ -56,15 +56,7 @@ def raw_event(event: Event) -> dict[str, Any]:
         "api": {"vendor": vendor, "version": version},
         "parameters": dict(event.raw),
         "contentType": payload.content_type,
-        "source": {"name": SOURCE_NAME, "encoding": "UTF-8", "hostname": payload.hostname},
-        "context": {
-            "timestamp": _iso(payload),
-            "ipAddress": payload.ip,
-            "useragent": payload.useragent,
-            "refererUri": payload.referer,
-            "headers": _headers(payload),
-            "userId": payload.network_userid,
-        },
+        **_source_and_context(payload),
     }
 
 
@@ -88,6 +80,13 @@ def collector_payload(payload: CollectorPayload) -> dict[str, Any]:
         "querystring": _querystring(payload),
         "contentType": payload.content_type,
         "body": _body_text(payload),
+        **_source_and_context(payload),
+    }
+
+
+def _source_and_context(payload: CollectorPayload) -> dict[str, Any]:
+    """The ``source`` and ``context`` that rawEvent and collectorPayload share."""
+    return {
         "source": {"name": SOURCE_NAME, "encoding": "UTF-8", "hostname": payload.hostname},
         "context": {
             "timestamp": _iso(payload),
