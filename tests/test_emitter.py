@@ -178,21 +178,36 @@ def test_failures_are_logged_as_warnings(
 
 
 def test_buffer_size_defaults() -> None:
+    """GET sends each event; POST batches 100 (0.5.0 batched 10: see the CHANGELOG)."""
     assert Emitter("localhost").buffer_size == 1
-    assert Emitter("localhost", method="post").buffer_size == 10
+    assert Emitter("localhost", method="post").buffer_size == 100
+    assert AsyncEmitter("localhost", method="post").buffer_size == 100
     assert Emitter("localhost", method="post", buffer_size=3).buffer_size == 3
 
 
-def test_post_buffers_until_full(collector: Collector) -> None:
-    emitter = Emitter(collector.endpoint, method="post")
+@pytest.mark.parametrize(("buffer_size", "expected"), [(None, 100), (10, 10)])
+def test_post_buffers_until_full(
+    collector: Collector, buffer_size: int | None, expected: int
+) -> None:
+    emitter = Emitter(collector.endpoint, method="post", buffer_size=buffer_size)
     t = Tracker(emitter)
-    for index in range(9):
+    for index in range(expected - 1):
         t.track_page_view(f"http://x/{index}")
     assert collector.requests == []
-    assert len(emitter.buffer) == 9
-    t.track_page_view("http://x/9")
-    assert len(collector.requests) == 1 and len(collector.events) == 10
+    assert len(emitter.buffer) == expected - 1
+    t.track_page_view("http://x/last")
+    assert len(collector.requests) == 1 and len(collector.events) == expected
     assert emitter.buffer == []
+
+
+def test_a_default_post_batch_still_respects_byte_limit(collector: Collector) -> None:
+    emitter = Emitter(collector.endpoint, method="post", byte_limit=8_000)
+    t = Tracker(emitter)
+    for index in range(100):
+        t.track_page_view(f"http://x/{index}", "a title " * 10)
+    assert len(collector.events) == 100
+    assert len(collector.requests) > 1
+    assert all(len(request.body) <= 8_000 for request in collector.requests)
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +13,7 @@ from unittest import mock
 import pytest
 
 from snowplow_tracker import (
+    Emitter,
     InvalidTypeError,
     InvalidValueError,
     Payload,
@@ -22,6 +25,7 @@ from snowplow_tracker import (
     enable_contracts,
     payload,
 )
+from snowplow_tracker.emitters import stringify
 
 ENTITY = {"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"type": "tester"}}
 EVENT = {"schema": "iglu:com.acme/viewed/jsonschema/2-1-0", "data": {"id": "é", "n": 1}}
@@ -258,3 +262,126 @@ def test_the_schema_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         entity = {"schema": f"iglu:com.acme/e{n}/jsonschema/1-0-0", "data": {}}
         tracker.track_struct_event("c", "a", context=[entity])
     assert 1 <= len(contracts._VALID_SCHEMAS) <= 3
+
+
+class Spy(Emitter):
+    """Records what the tracker hands over to one of this package's emitters."""
+
+    def __init__(self) -> None:
+        super().__init__("127.0.0.1:9", method="post")
+        self.events: list[dict[str, str]] = []
+
+    def _input_strings(self, event: dict[str, str]) -> None:
+        self.events.append(event)
+
+
+def run_spy(call: tuple[Any, ...], base64: bool, namespace: Any) -> list[Any]:
+    spy = Spy()
+    subject = Subject().set_user_id("u1").set_screen_resolution(10, 20).set_color_depth(24)
+    tracker = Tracker(spy, subject, namespace=namespace, app_id="", encode_base64=base64)
+    name, args, *rest = call
+    with (
+        mock.patch.object(Tracker, "get_uuid", return_value="00000000-0000-4000-8000-000000000000"),
+        mock.patch("time.time", return_value=1_700_000_000.5),
+    ):
+        getattr(tracker, name)(*args, **(rest[0] if rest else {}))
+    spy.close()
+    return [list(event.items()) for event in spy.events]
+
+
+@pytest.mark.parametrize("call", CALLS, ids=[c[0] for c in CALLS])
+@pytest.mark.parametrize("base64", [True, False])
+@pytest.mark.parametrize("namespace", ["ns", None])
+def test_own_emitters_get_the_0_5_0_pairs_already_as_strings(
+    call: tuple[Any, ...], base64: bool, namespace: Any
+) -> None:
+    """The hand-off that skips stringify() sends exactly what input(payload) would queue."""
+    recorder = Recorder()
+    subject = Subject().set_user_id("u1").set_screen_resolution(10, 20).set_color_depth(24)
+    tracker = ViaPayload(recorder, subject, namespace=namespace, app_id="", encode_base64=base64)
+    name, args, *rest = call
+    with (
+        mock.patch.object(Tracker, "get_uuid", return_value="00000000-0000-4000-8000-000000000000"),
+        mock.patch("time.time", return_value=1_700_000_000.5),
+    ):
+        getattr(tracker, name)(*args, **(rest[0] if rest else {}))
+    expected = [list(stringify(event).items()) for event in recorder.events]
+    got = run_spy(call, base64, namespace)
+    assert got == expected
+    assert all(type(value) is str for event in got for _, value in event)
+
+
+def test_custom_emitters_still_get_the_raw_values() -> None:
+    recorder = Recorder()
+    Tracker(recorder).track_struct_event("c", "a", value=2.5)
+    assert type(recorder.events[0]["dtm"]) is int
+    assert recorder.events[0]["se_va"] == 2.5
+
+
+def test_an_input_replaced_in_a_subclass_or_on_the_instance_is_called() -> None:
+    class Overriding(Emitter):
+        def input(self, payload: Any) -> None:
+            self.seen = dict(payload)
+
+    emitter = Overriding("127.0.0.1:9", method="post")
+    Tracker(emitter).track_struct_event("c", "a", value=3)
+    assert emitter.seen["se_va"] == 3
+    plain = Emitter("127.0.0.1:9", method="post")
+    with mock.patch.object(plain, "input") as patched:
+        Tracker(plain).track_struct_event("c", "a")
+    assert patched.call_args.args[0]["se_ca"] == "c"
+    assert plain.buffer == []
+    emitter.close()
+    plain.close()
+
+
+def test_direct_edits_of_the_standard_pairs_reach_later_events() -> None:
+    spy = Spy()
+    subject = Subject().set_color_depth(24)
+    tracker = Tracker(spy, subject, namespace="ns", app_id="a")
+    tracker.track_page_view("http://a.b/")
+    subject.standard_nv_pairs["uid"] = "u2"
+    tracker.standard_nv_pairs["aid"] = "b"
+    tracker.track_page_view("http://a.b/")
+    subject.standard_nv_pairs["uid"] = ""
+    tracker.set_subject(Subject().set_platform("srv"))
+    tracker.track_page_view("http://a.b/")
+    first, second, third = spy.events
+    assert (first["cd"], first["aid"], "uid" in first) == ("24", "a", False)
+    assert (second["uid"], second["aid"]) == ("u2", "b")
+    assert (third["p"], "uid" in third, "cd" in third) == ("srv", False, False)
+    spy.close()
+
+
+def test_uuids_are_unique_across_threads() -> None:
+    seen: list[list[str]] = []
+
+    def draw() -> None:
+        seen.append([Tracker.get_uuid() for _ in range(5_000)])
+
+    threads = [threading.Thread(target=draw) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [u for chunk in seen for u in chunk]
+    assert len(set(every)) == len(every) == 40_000
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_reuses_its_parents_uuids() -> None:
+    """Checked by process id, so even a fork that skips Python's at-fork hooks is safe."""
+    Tracker.get_uuid()  # the parent now holds unused UUIDs
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        os.close(read_end)
+        os.write(write_end, "\n".join(Tracker.get_uuid() for _ in range(200)).encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        child = set(pipe.read().split("\n"))
+    os.waitpid(pid, 0)
+    parent = {Tracker.get_uuid() for _ in range(200)}
+    assert len(child) == 200
+    assert not child & parent

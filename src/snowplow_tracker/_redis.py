@@ -11,6 +11,7 @@ from typing import Any
 
 from . import contracts
 from ._extras import require
+from ._handoff import takes_strings
 from .emitters import stringify  # defined before emitters.py imports this module
 from .payload import dumps
 from .typing import FailureCallback
@@ -38,6 +39,7 @@ def default_client(url: str | None = None) -> Any:
     )
 
 
+@takes_strings
 class RedisEmitter:
     """Appends each event to the Redis list ``key`` as one JSON string (every value a string).
 
@@ -83,7 +85,9 @@ class RedisEmitter:
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Store one event; return when it is in Redis (or has failed and been reported)."""
-        event = stringify(payload)
+        self._input_strings(stringify(payload))
+
+    def _input_strings(self, event: dict[str, str]) -> None:
         data = dumps(event)
         with self._cond:
             self._pending.append((data, event))

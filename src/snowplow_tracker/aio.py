@@ -17,6 +17,7 @@ from typing import Any
 from . import _lifecycle, contracts
 from ._delivery import ABANDONED, Batch, Clock, Outcome, deliver, logger, run_async, units_for
 from ._extras import require
+from ._handoff import takes_strings
 from ._http import SendResult, Timeout, parse_retry_after
 from .constants import DEFAULT_REQUEST_TIMEOUT, POST_CONTENT_TYPE
 from .contracts import fail_value
@@ -36,6 +37,7 @@ from .typing import FailureCallback, SuccessCallback
 _POST_HEADERS = {"Content-Type": POST_CONTENT_TYPE}
 
 
+@takes_strings
 class AsyncioEmitter(Emitter):
     """Queues events without blocking the event loop; an asyncio task sends and retries them.
 
@@ -122,7 +124,9 @@ class AsyncioEmitter(Emitter):
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event and wake the sending task; never blocks the loop."""
-        event = stringify(payload)
+        self._input_strings(stringify(payload))
+
+    def _input_strings(self, event: dict[str, str]) -> None:
         if self._closed:
             self._core.drop([event], "closed")
             return

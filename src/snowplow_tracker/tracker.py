@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from . import contracts
+from ._handoff import all_take_strings
 from .constants import (
     BASE_SCHEMA_PATH,
     CONTEXT_SCHEMA,
@@ -40,14 +42,41 @@ _ITEM_KEYS = frozenset({"sku", "price", "quantity", "name", "category", "currenc
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
+#: UUIDs made per ``os.urandom`` call: one system call and one hex conversion per 128 events.
+_UUID_BATCH = 128
+_uuids: deque[str] = deque()
+_uuids_pid = os.getpid()
+
+
 def _uuid4() -> str:
     """A random UUID in canonical lowercase form, without building a ``uuid.UUID``.
 
-    The same 122 random bits from ``os.urandom`` as :func:`uuid.uuid4`, in a
-    third of the time.
+    The same 122 random bits from ``os.urandom`` as :func:`uuid.uuid4`, taken
+    128 UUIDs at a time, in a third of the time. ``deque.popleft`` is atomic,
+    so no two threads get the same one; the process id is checked on every
+    call (not only in a fork hook, which a server forking from C may skip) so
+    that a forked child never reuses its parent's unused UUIDs.
     """
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+    if os.getpid() != _uuids_pid:
+        _refill_after_fork()
+    try:
+        return _uuids.popleft()
+    except IndexError:
+        h = os.urandom(16 * _UUID_BATCH).hex()
+        _uuids.extend(
+            [
+                f"{h[i : i + 8]}-{h[i + 8 : i + 12]}-4{h[i + 13 : i + 16]}-"
+                f"{_VARIANT[h[i + 16]]}{h[i + 17 : i + 20]}-{h[i + 20 : i + 32]}"
+                for i in range(0, 32 * _UUID_BATCH, 32)
+            ]
+        )
+        return _uuids.popleft()
+
+
+def _refill_after_fork() -> None:
+    global _uuids_pid
+    _uuids.clear()
+    _uuids_pid = os.getpid()
 
 
 def _keep(value: Any) -> bool:
@@ -81,6 +110,8 @@ class Tracker:
     ``emitter=`` and the 1.x form ``Tracker(namespace, emitters, ...)`` work too.
     Every ``track_*`` method returns the tracker, so calls chain.
     """
+
+    _standard_cache: tuple[dict[str, Any], dict[str, Any], dict[str, str]] | None = None
 
     def __init__(
         self,
@@ -201,15 +232,44 @@ class Tracker:
         if context:
             envelope = {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
             self._put_json(pairs, envelope, "cx", "co")
+        emitters = self.emitters
+        if all_take_strings(emitters):
+            # Our own emitters keep this dict as it is: only its own values need making strings.
+            for name, value in pairs.items():
+                if value.__class__ is not str:
+                    pairs[name] = str(value)
+            pairs.update(self._standard_strings())
+            if len(emitters) == 1:
+                emitters[0]._input_strings(pairs)  # type: ignore[attr-defined]
+            else:
+                for emitter in emitters:
+                    emitter._input_strings(dict(pairs))  # type: ignore[attr-defined]
+            return self
         _merge(pairs, self.standard_nv_pairs)
         _merge(pairs, self.subject.standard_nv_pairs)
-        emitters = self.emitters
         if len(emitters) == 1:
             emitters[0].input(pairs)
         else:
             for emitter in emitters:
                 emitter.input(dict(pairs))
         return self
+
+    def _standard_strings(self) -> dict[str, str]:
+        """The tracker's and subject's pairs (``None`` and ``""`` left out) as strings.
+
+        Cached while both dicts stay equal to what it was made from, since
+        0.5.0 code may edit ``standard_nv_pairs`` directly.
+        """
+        own, subject = self.standard_nv_pairs, self.subject.standard_nv_pairs
+        cached = self._standard_cache
+        if cached is not None and cached[0] == own and cached[1] == subject:
+            return cached[2]
+        merged: dict[str, Any] = {}
+        _merge(merged, own)
+        _merge(merged, subject)
+        strings = {name: v if v.__class__ is str else str(v) for name, v in merged.items()}
+        self._standard_cache = (dict(own), dict(subject), strings)
+        return strings
 
     def _put_json(self, pairs: dict[str, Any], value: Any, encoded: str, plain: str) -> None:
         text = dumps(value, self.json_encoder)
