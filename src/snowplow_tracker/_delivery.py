@@ -403,41 +403,41 @@ class DeliveryCore:
     def add(self, event: Event) -> bool:
         """Queue one event; True when a batch is ready (the caller may flush or wake a worker)."""
         records = self.records
-        record: Record = event
         if records is not None:
             record = encode_record(event)
-        size = len(record) + 1 if type(record) is bytes else event_size(event)
+            size = len(record) + 1 if record.__class__ is bytes else event_size(event)
+        else:
+            size = event_size(event)
         if self.max_event_bytes is not None and size > self.max_event_bytes:
             self.drop([event], "too_large")
             return False
-        dropped: list[Event] = []
-        started = False
         store = self.store
+        dropped: list[Event] = []
         with self.lock:
-            accepted = len(store) < self.max_queue_size or self._make_room(dropped)
-            if accepted:
+            if len(store) < self.max_queue_size or self._make_room(dropped):
                 if records is not None:
                     evicted = records.add_record(record, size)
                 else:
                     evicted = store.add(event, size)
                 if evicted:
                     dropped.extend(evicted)
+                if dropped:
+                    self.head += len(dropped)  # evicted events leave the queue at its head
                 self.tail += 1
-                if self.oldest_at is None:
+                started = self.oldest_at is None
+                if started:
                     self.oldest_at = self.clock.monotonic()
                     started = self.flush_interval is not None
-            if dropped:
-                self.head += len(dropped)  # evicted events leave the queue at its head
-            byte_limit = self.byte_limit
+            else:
+                dropped.append(event)
+                started = False
             ready = len(store) >= self.batch_size or (
-                byte_limit is not None and store.nbytes >= byte_limit
+                self.byte_limit is not None and store.nbytes >= self.byte_limit
             )
             if (ready or started) and self.idle:
                 # Full, or the first event of an interval: a worker must (re)arm its timer.
                 # (Condition.notify costs microseconds even with nobody waiting: skip it then.)
                 self.cond.notify()
-        if not accepted:
-            dropped.append(event)
         if dropped:
             self.drop(dropped, "queue_full")
         if (ready or started) and self.wake is not None:

@@ -117,12 +117,14 @@ class MemoryEventStore:
     def __init__(self, max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
         self._queue: deque[_Stored] = deque()
-        # The keys of the waiting events, in queue order, as runs of [first key, count]:
-        # one run unless batches were released, and no int object per event.
+        # The keys of the waiting events, in queue order, with no int object per event: the
+        # runs [first key, count] of released events, then the open run from _tail_key up to
+        # _next_key, which each added event extends without any bookkeeping.
         self._runs: deque[list[int]] = deque()
         self._leased: dict[int, _Stored] = {}
         self._loose = 0  # waiting events stored as (event, size) rather than bare bytes
         self._next_key = 0
+        self._tail_key = 1
         self._bytes = 0
 
     def __len__(self) -> int:
@@ -137,21 +139,16 @@ class MemoryEventStore:
 
     def add_record(self, record: Record, size: int) -> list[Event]:
         """Append an event, or its compact record (``size`` is then ``len(record) + 1``)."""
-        self._next_key = key = self._next_key + 1
+        self._next_key += 1
         if type(record) is bytes and size == len(record) + 1:
             self._queue.append(record)
         else:
             self._queue.append((record, size))
             self._loose += 1
-        runs = self._runs
-        if runs and runs[-1][0] + runs[-1][1] == key:
-            runs[-1][1] += 1
-        else:
-            runs.append([key, 1])
         self._bytes += size
         if self.max_bytes is not None and self._bytes > self.max_bytes:
             return self._evict_to_fit()
-        return []
+        return _NOTHING
 
     def _evict_to_fit(self) -> list[Event]:
         evicted: list[Event] = []
@@ -201,7 +198,7 @@ class MemoryEventStore:
     def _pop_keys(self, count: int) -> list[int]:
         keys: list[int] = []
         runs = self._runs
-        while count:
+        while count and runs:
             run = runs[0]
             first, length = run
             if length <= count:
@@ -213,6 +210,9 @@ class MemoryEventStore:
                 run[0] += count
                 run[1] -= count
                 count = 0
+        if count:  # the rest from the open run
+            keys.extend(range(self._tail_key, self._tail_key + count))
+            self._tail_key += count
         return keys
 
     def ack(self, keys: Iterable[int]) -> None:
@@ -251,6 +251,9 @@ class MemoryEventStore:
     def close(self) -> None:
         """Nothing to release."""
 
+
+#: What ``add_record`` returns when nothing was evicted (shared: callers only read it).
+_NOTHING: list[Event] = []
 
 #: How the memory store keeps an event: a bare compact record, or (event or record, size).
 _Stored = Union[bytes, tuple[Record, int]]
