@@ -329,6 +329,10 @@ class Counters:
 Report = Callable[[int, list[Event]], None]
 
 
+#: A producer spends at most one part in this many of its time in ``yield_to_consumers``.
+YIELD_SHARE_INVERSE = 10
+
+
 class DeliveryCore:
     """The bounded queue, its batching rules and its accounting (see the module docstring).
 
@@ -390,6 +394,9 @@ class DeliveryCore:
         self.in_flight: dict[int, Batch] = {}
         self.batch_ids = itertools.count(1)
         self.idle = 0  # consumers waiting on ``cond`` for a batch: only they need a notify
+        self.yielding = 0  # producers in yield_to_consumers, waiting for a take
+        self.takes = 0  # batches taken so far
+        self.next_yield = 0.0  # time.monotonic() from which a producer may yield again
         store = self.store
         self.records = store if self.compact and isinstance(store, MemoryEventStore) else None
         self.closing = False
@@ -443,6 +450,32 @@ class DeliveryCore:
         if (ready or started) and self.wake is not None:
             self.wake()
         return ready
+
+    def yield_to_consumers(self, timeout: float) -> None:
+        """Let consumer threads run until one takes a batch; wait ``timeout`` s at most.
+
+        A producer thread that never blocks holds the GIL and this lock nearly
+        all the time, and on a multi-core machine a worker thread woken for a
+        batch could then wait for them for seconds while the queue overflowed
+        (it lost 80 % of a tight loop's events). Waiting on ``cond`` releases
+        both, and ``take()`` ends the wait at once. A wait that times out (the
+        consumer is busy on the network or backing off) is not repeated before
+        nine times its length has passed (real time, as the GIL's scheduling
+        is), so a slow or dead collector slows tracking by 10 % at most.
+        """
+        with self.lock:
+            start = time.monotonic()
+            if start < self.next_yield or self.closing:
+                return
+            takes = self.takes
+            self.yielding += 1
+            try:
+                took = self.cond.wait_for(lambda: self.takes != takes or self.closing, timeout)
+            finally:
+                self.yielding -= 1
+            if not took:  # the consumer is busy elsewhere (the network): do not insist
+                end = time.monotonic()
+                self.next_yield = end + (end - start) * (YIELD_SHARE_INVERSE - 1)
 
     def _make_room(self, dropped: list[Event]) -> bool:
         if self.overflow == "drop_oldest":
@@ -524,9 +557,10 @@ class DeliveryCore:
             return None
         batch = Batch(next(self.batch_ids), keys, events, self.head)
         self.head += len(keys)
+        self.takes += 1
         self.in_flight[batch.id] = batch
         self.oldest_at = self.clock.monotonic() if len(self.store) else None
-        if self.overflow == "block":
+        if self.overflow == "block" or self.yielding:
             self.cond.notify_all()
         return batch
 

@@ -81,6 +81,11 @@ MAX_BATCH_EVENTS = 500
 #: Extra sends a sync Emitter's automatic send makes for buffers other threads filled
 #: meanwhile, at most, before leaving the next full buffer to the next ``input()``.
 MAX_FOLLOW_UPS = 4
+#: Waiting events from which an AsyncEmitter producer lets its workers catch up (or twice
+#: ``buffer_size``, and at most half the queue): see ``DeliveryCore.yield_to_consumers``.
+BACKLOG_MARK = 1000
+#: The longest such a producer waits for a worker to take a batch.
+YIELD_SECONDS = 0.002
 #: Seconds an AsyncEmitter worker lets a ready batch grow before sending it, so that a busy
 #: producer's events go out in a few large POSTs rather than many of ``buffer_size``. Real
 #: time (not the emitter's clock); ``flush()`` and ``close()`` cut it short.
@@ -660,6 +665,9 @@ class AsyncEmitter(Emitter):
     def _init_threads(self) -> None:
         super()._init_threads()
         self._workers: list[threading.Thread] = []
+        # From this backlog on, the workers are falling behind a producer: let them run.
+        mark = max(BACKLOG_MARK, 2 * self.buffer_size)
+        self._backlog_mark = max(1, min(self._core.max_queue_size // 2, mark))
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event for the workers; never waits on the network."""
@@ -671,7 +679,10 @@ class AsyncEmitter(Emitter):
             return
         if not self._workers:
             self._start_workers()
-        self._core.add(event)
+        core = self._core
+        core.add(event)
+        if len(self._store) >= self._backlog_mark:
+            core.yield_to_consumers(YIELD_SECONDS)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Have the workers send everything queued; wait up to ``timeout`` s for the outcomes.
