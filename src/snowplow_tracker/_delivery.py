@@ -399,6 +399,10 @@ class DeliveryCore:
         self.next_yield = 0.0  # time.monotonic() from which a producer may yield again
         store = self.store
         self.records = store if self.compact and isinstance(store, MemoryEventStore) else None
+        # With no per-event or per-store byte bound, add() has a shorter path for records.
+        records = self.records
+        bare = records is not None and records.max_bytes is None and not self.max_event_bytes
+        self.bare_records = records if bare else None
         self.closing = False
         self.oldest_at: float | None = self.clock.monotonic() if self.tail else None
         expired = self.store.expire()
@@ -407,17 +411,43 @@ class DeliveryCore:
 
     # -- producers -----------------------------------------------------------------------------
 
-    def add(self, event: Event) -> bool:
-        """Queue one event; True when a batch is ready (the caller may flush or wake a worker)."""
-        records = self.records
+    def add(self, event: Event) -> int:
+        """Queue one event; when a batch is ready (the caller may flush or wake a worker),
+        return how many events wait, else 0."""
+        records = self.bare_records
         if records is not None:
             record = encode_record(event)
+            if record.__class__ is bytes:
+                with self.lock:
+                    queued = len(records.queue)
+                    if queued < self.max_queue_size and self.oldest_at is not None:
+                        # The usual case, in short: room, and no interval timer to start.
+                        queued = records.push(record)
+                        self.tail += 1
+                        if queued < self.batch_size and (
+                            self.byte_limit is None or records.nbytes < self.byte_limit
+                        ):
+                            return 0
+                        if self.idle:
+                            self.cond.notify()
+                    else:
+                        queued = 0
+                if queued:
+                    if self.wake is not None:
+                        self.wake()
+                    return queued
+            return self._add(event, record)
+        return self._add(event, encode_record(event) if self.records is not None else event)
+
+    def _add(self, event: Event, record: Record) -> int:
+        records = self.records
+        if records is not None:
             size = len(record) + 1 if record.__class__ is bytes else event_size(event)
         else:
             size = event_size(event)
         if self.max_event_bytes is not None and size > self.max_event_bytes:
             self.drop([event], "too_large")
-            return False
+            return 0
         store = self.store
         dropped: list[Event] = []
         with self.lock:
@@ -445,11 +475,12 @@ class DeliveryCore:
                 # Full, or the first event of an interval: a worker must (re)arm its timer.
                 # (Condition.notify costs microseconds even with nobody waiting: skip it then.)
                 self.cond.notify()
+            queued = len(store) if ready else 0
         if dropped:
             self.drop(dropped, "queue_full")
         if (ready or started) and self.wake is not None:
             self.wake()
-        return ready
+        return queued
 
     def yield_to_consumers(self, timeout: float) -> None:
         """Let consumer threads run until one takes a batch; wait ``timeout`` s at most.

@@ -679,10 +679,8 @@ class AsyncEmitter(Emitter):
             return
         if not self._workers:
             self._start_workers()
-        core = self._core
-        core.add(event)
-        if len(self._store) >= self._backlog_mark:
-            core.yield_to_consumers(YIELD_SECONDS)
+        if self._core.add(event) >= self._backlog_mark:
+            self._core.yield_to_consumers(YIELD_SECONDS)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Have the workers send everything queued; wait up to ``timeout`` s for the outcomes.

@@ -134,8 +134,21 @@ class MemoryEventStore:
     def nbytes(self) -> int:
         return self._bytes
 
+    @property
+    def queue(self) -> deque[_Stored]:
+        """The waiting events as stored (for reading: its length is how many wait)."""
+        return self._queue
+
     def add(self, event: Event, size: int) -> list[Event]:
         return self.add_record(event, size)
+
+    def push(self, record: bytes) -> int:
+        """Append a compact record when there is no ``max_bytes``; return how many wait."""
+        self._next_key += 1
+        queue = self._queue
+        queue.append(record)
+        self._bytes += len(record) + 1
+        return len(queue)
 
     def add_record(self, record: Record, size: int) -> list[Event]:
         """Append an event, or its compact record (``size`` is then ``len(record) + 1``)."""

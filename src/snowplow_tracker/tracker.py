@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from . import contracts
-from ._handoff import all_take_strings
+from ._handoff import STRING_INPUTS, all_take_strings
 from .constants import (
     BASE_SCHEMA_PATH,
     CONTEXT_SCHEMA,
@@ -227,24 +227,47 @@ class Tracker:
             pb = Payload()
             pb.nv_pairs = pairs
             return self.complete_payload(pb, context, tstamp)
+        emitters = self.emitters
+        if len(emitters) == 1:
+            strings = getattr(emitters[0].input, "__func__", None) in STRING_INPUTS
+        else:
+            strings = all_take_strings(emitters)
+        if not strings:
+            return self._emit_raw(pairs, context, tstamp, emitters)
+        # Our own emitters keep this dict as it is: its values are made strings here.
+        for name, value in pairs.items():
+            if value.__class__ is not str:
+                pairs[name] = str(value)
+        eid = Tracker.get_uuid()
+        pairs["eid"] = eid if eid.__class__ is str else str(eid)
+        if tstamp is None and Tracker.get_timestamp is _GET_TIMESTAMP:
+            pairs["dtm"] = str(int(time.time() * 1000))
+        else:
+            pairs["dtm"] = str(Tracker.get_timestamp(tstamp))
+        if context:
+            envelope = {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
+            self._put_json(pairs, envelope, "cx", "co")
+        own, subject = self.standard_nv_pairs, self.subject.standard_nv_pairs
+        cached = self._standard_cache
+        if cached is None or cached[0] != own or cached[1] != subject:
+            cached = self._cache_standard_strings(own, subject)
+        pairs.update(cached[2])
+        if len(emitters) == 1:
+            emitters[0]._input_strings(pairs)  # type: ignore[attr-defined]
+        else:
+            for emitter in emitters:
+                emitter._input_strings(dict(pairs))  # type: ignore[attr-defined]
+        return self
+
+    def _emit_raw(
+        self, pairs: dict[str, Any], context: Contexts, tstamp: Timestamp, emitters: list[Any]
+    ) -> Tracker:
+        """The pairs with their values as given, for emitters that are not this package's."""
         pairs["eid"] = Tracker.get_uuid()
         pairs["dtm"] = Tracker.get_timestamp(tstamp)
         if context:
             envelope = {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
             self._put_json(pairs, envelope, "cx", "co")
-        emitters = self.emitters
-        if all_take_strings(emitters):
-            # Our own emitters keep this dict as it is: only its own values need making strings.
-            for name, value in pairs.items():
-                if value.__class__ is not str:
-                    pairs[name] = str(value)
-            pairs.update(self._standard_strings())
-            if len(emitters) == 1:
-                emitters[0]._input_strings(pairs)  # type: ignore[attr-defined]
-            else:
-                for emitter in emitters:
-                    emitter._input_strings(dict(pairs))  # type: ignore[attr-defined]
-            return self
         _merge(pairs, self.standard_nv_pairs)
         _merge(pairs, self.subject.standard_nv_pairs)
         if len(emitters) == 1:
@@ -254,22 +277,20 @@ class Tracker:
                 emitter.input(dict(pairs))
         return self
 
-    def _standard_strings(self) -> dict[str, str]:
+    def _cache_standard_strings(
+        self, own: dict[str, Any], subject: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
         """The tracker's and subject's pairs (``None`` and ``""`` left out) as strings.
 
-        Cached while both dicts stay equal to what it was made from, since
-        0.5.0 code may edit ``standard_nv_pairs`` directly.
+        Kept while both dicts stay equal to what it was made from, since 0.5.0
+        code may edit ``standard_nv_pairs`` directly.
         """
-        own, subject = self.standard_nv_pairs, self.subject.standard_nv_pairs
-        cached = self._standard_cache
-        if cached is not None and cached[0] == own and cached[1] == subject:
-            return cached[2]
         merged: dict[str, Any] = {}
         _merge(merged, own)
         _merge(merged, subject)
         strings = {name: v if v.__class__ is str else str(v) for name, v in merged.items()}
-        self._standard_cache = (dict(own), dict(subject), strings)
-        return strings
+        self._standard_cache = cached = (dict(own), dict(subject), strings)
+        return cached
 
     def _put_json(self, pairs: dict[str, Any], value: Any, encoded: str, plain: str) -> None:
         text = dumps(value, self.json_encoder)
@@ -466,6 +487,7 @@ class Tracker:
 
 
 _COMPLETE_PAYLOAD = Tracker.complete_payload
+_GET_TIMESTAMP = Tracker.get_timestamp
 _TRACK = Tracker.track
 
 
