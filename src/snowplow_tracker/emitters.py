@@ -499,6 +499,7 @@ class _Chunk(list):  # type: ignore[type-arg]
     """Events for one POST, with each event's compact record, so a POST serialises each once."""
 
     records: list[Record]
+    bare: bool  # every record is compact bytes
 
 
 #: Bytes the ``,"stm":"<13 digits>"`` pair adds to an event, plus its comma in the body.
@@ -512,24 +513,33 @@ def split_batch(batch: Sequence[Record], byte_limit: int | None) -> list[list[Re
     memory store queues them; each chunk keeps its events' records for
     :func:`post_body`.
     """
-    records = [encode_record(event) for event in batch]
-    if byte_limit is None or _body_size(records) <= byte_limit:
-        return [_chunk(batch, records)] if batch else []
+    if not batch:
+        return []
+    bare = _all_bytes(batch)
+    records: list[Record] = list(batch) if bare else [encode_record(event) for event in batch]
+    if byte_limit is None or _body_size(records, bare) <= byte_limit:
+        return [_chunk(batch, records, bare)]
     chunks: list[list[Record]] = []
     first, size = 0, _ENVELOPE_BYTES
     for index, record in enumerate(records):
         record_bytes = _record_bytes(record)
         if index > first and size + record_bytes > byte_limit:
-            chunks.append(_chunk(batch[first:index], records[first:index]))
+            chunks.append(_chunk(batch[first:index], records[first:index], bare))
             first, size = index, _ENVELOPE_BYTES
         size += record_bytes
-    chunks.append(_chunk(batch[first:], records[first:]))
+    chunks.append(_chunk(batch[first:], records[first:], bare))
     return chunks
 
 
-def _chunk(events: Sequence[Record], records: list[Record]) -> list[Record]:
+def _all_bytes(records: Sequence[Record]) -> bool:
+    # map and set run in C: no Python code per record.
+    return set(map(type, records)) == {bytes}
+
+
+def _chunk(events: Sequence[Record], records: list[Record], bare: bool) -> list[Record]:
     chunk = _Chunk(events)
     chunk.records = records
+    chunk.bare = bare
     return chunk
 
 
@@ -539,8 +549,8 @@ def _record_bytes(record: Record) -> int:
     return len(dumps(record).encode()) + _STM_BYTES
 
 
-def _body_size(records: list[Record]) -> int:
-    if all(type(record) is bytes for record in records):
+def _body_size(records: list[Record], bare: bool) -> int:
+    if bare:
         return sum(map(len, records)) + (1 + _STM_BYTES) * len(records) + _ENVELOPE_BYTES
     return sum(map(_record_bytes, records)) + _ENVELOPE_BYTES
 
@@ -550,10 +560,13 @@ def post_body(events: Sequence[Record], stm: str) -> bytes:
     records = getattr(events, "records", None)
     if records is None:
         records = [encode_record(event) for event in events]
+        bare = _all_bytes(records) if records else True
+    else:
+        bare = events.bare  # type: ignore[attr-defined]
     # A compact record is its event's JSON without the closing brace: the "stm" pair and
     # the brace follow it, so a body of records is one join.
     tail = b',"stm":"' + stm.encode() + b'"}'
-    if all(type(record) is bytes for record in records):
+    if bare:
         data = (tail + b",").join(records) + tail if records else b""
     else:
         data = b",".join(

@@ -16,6 +16,7 @@ keeps its events in memory.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import threading
@@ -184,7 +185,7 @@ class MemoryEventStore:
         count = min(max_events, len(queue))
         if max_bytes is not None and count:
             count = self._fitting(count, max_bytes, overhead)
-        stored = [queue.popleft() for _ in range(count)]
+        stored = list(map(deque.popleft, itertools.repeat(queue, count)))  # popped in C
         keys = self._pop_keys(count)
         self._leased.update(zip(keys, stored))
         if not self._loose:  # only bare records: no per-event Python code
@@ -197,8 +198,9 @@ class MemoryEventStore:
     def _fitting(self, count: int, max_bytes: int, overhead: int) -> int:
         """How many of the first ``count`` waiting events fit in ``max_bytes`` (at least one)."""
         head = list(itertools.islice(self._queue, count))
-        if not self._loose and sum(map(len, head)) + (1 + overhead) * count <= max_bytes:
-            return count
+        if not self._loose:  # bare records: the running body size, and its cut, in C
+            sizes = list(itertools.accumulate(map((1 + overhead).__add__, map(len, head))))
+            return max(1, bisect.bisect_right(sizes, max_bytes))
         fitting, size = 0, 0
         for item in head:
             item_size = _stored_size(item) + overhead
@@ -229,9 +231,8 @@ class MemoryEventStore:
         return keys
 
     def ack(self, keys: Iterable[int]) -> None:
-        leased = self._leased
-        for key in keys:
-            leased.pop(key, None)
+        # Consumed in C: map calls pop for each key without Python code per event.
+        deque(map(self._leased.pop, keys, itertools.repeat(None)), maxlen=0)
 
     def release(self, keys: Iterable[int]) -> None:
         items = [(key, self._leased.pop(key)) for key in keys if key in self._leased]
