@@ -159,6 +159,10 @@ def test_get_uuid_is_a_canonical_lowercase_version_4_uuid() -> None:
     assert len(seen) == 2000
     # Every variant digit appears: the two random bits are really random.
     assert {text[19] for text in seen} == set("89ab")
+    # Every other digit position takes every hex value across 2000 UUIDs (made in
+    # batches, so a digit placed wrong or copied between UUIDs would show here).
+    for place in set(range(36)) - {8, 13, 14, 18, 19, 23}:
+        assert {text[place] for text in seen} == set("0123456789abcdef"), place
 
 
 def test_get_timestamp_uses_time_time() -> None:
