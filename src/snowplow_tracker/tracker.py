@@ -324,7 +324,7 @@ class Tracker:
             and page_url
             and (page_title is None or page_title.__class__ is str)
             and (referrer is None or referrer.__class__ is str)
-            and contracts.checked_contexts(context)
+            and (context is None or contracts.checked_contexts(context))
             and (tstamp is None or _finite(tstamp))
         ):
             where = "track_page_view()"
@@ -353,8 +353,8 @@ class Tracker:
             and action
             and (label is None or label.__class__ is str)
             and (property_ is None or property_.__class__ is str)
-            and (value is None or _finite(value))
-            and contracts.checked_contexts(context)
+            and (value is None or value.__class__ is int or _finite(value))
+            and (context is None or contracts.checked_contexts(context))
             and (tstamp is None or _finite(tstamp))
         ):
             where = "track_struct_event()"
