@@ -64,17 +64,17 @@ OURS = Case("ours", "ours")
 UP = Case("upstream", "snowplow-tracker 1.1.0")
 
 SCENARIOS = (
-    Scenario("build", "Build only (no network)", 50_000, 500, (REF, OURS, UP), target=">= 0.8"),
+    Scenario("build", "Build only (no network)", 200_000, 500, (REF, OURS, UP), target=">= 0.8"),
     Scenario(
         "post",
         "POST end to end, sync Emitter",
-        20_000,
+        100_000,
         500,
         (REF, OURS, Case("ours", "ours buffer_size=100", ("--buffer-size", "100")), UP),
         target=">= 1.0, >= 2.5x 1.1.0",
     ),
     Scenario(
-        "post-async", "POST end to end, AsyncEmitter", 20_000, 500, (REF, OURS, UP), target=">= 1.3"
+        "post-async", "POST end to end, AsyncEmitter", 100_000, 500, (REF, OURS, UP), target=">= 1.3"
     ),
     Scenario("get", "GET, one request per event", 3_000, 100, (REF, OURS, UP), target=">= 0.9"),
     Scenario("context", "POST with one context entity per event", 10_000, 300, (REF, OURS, UP)),
