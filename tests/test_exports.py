@@ -95,3 +95,16 @@ def test_release_note_logger_levels_apply_to_emitter_messages() -> None:
     assert not emitters_logger.isEnabledFor(50)
     snowplow_tracker.logger.setLevel(10)
     assert emitters_logger.isEnabledFor(10)
+
+
+def test_import_stays_light() -> None:
+    """The speed target: ``import snowplow_tracker`` within 1.2x ``import requests``.
+    dataclasses (with inspect) alone was a tenth of it; orjson and uuid load on first use."""
+    out = _run(
+        """
+        import sys
+        import snowplow_tracker
+        print([m for m in ("dataclasses", "inspect", "uuid", "orjson") if m in sys.modules])
+        """
+    )
+    assert out == "[]"

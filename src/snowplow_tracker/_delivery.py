@@ -23,9 +23,9 @@ import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Union
 
+from ._values import Value
 from .event_store import (
     EventStore,
     MemoryEventStore,
@@ -90,8 +90,7 @@ class Clock(Protocol):
 # -- stats -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DeliveryStats:
+class DeliveryStats(Value):
     """A snapshot of an emitter's counters (events, not requests).
 
     ``failed`` counts events whose final outcome was a failure; ``dropped``
@@ -101,13 +100,38 @@ class DeliveryStats:
     .. versionadded:: 0.6.0
     """
 
+    # The order of the fields in repr(), as in the constructor.
+    __slots__ = ("queued", "in_flight", "sent", "retried", "failed", "dropped", "spooled")  # noqa: RUF023
     queued: int
     in_flight: int
     sent: int
     retried: int
     failed: int
     dropped: dict[str, int]
-    spooled: int = 0
+    spooled: int
+
+    def __init__(
+        self,
+        queued: int,
+        in_flight: int,
+        sent: int,
+        retried: int,
+        failed: int,
+        dropped: dict[str, int],
+        spooled: int = 0,
+    ) -> None:
+        self._init(
+            queued=queued,
+            in_flight=in_flight,
+            sent=sent,
+            retried=retried,
+            failed=failed,
+            dropped=dropped,
+            spooled=spooled,
+        )
+
+    def __hash__(self) -> int:
+        raise TypeError("unhashable type: 'DeliveryStats' (its dropped field is a dict)")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -155,42 +179,50 @@ class DropLog:
 # -- batches and their delivery ----------------------------------------------------------------
 
 
-@dataclass
 class Batch:
     """Events leased from the store for one delivery, with their place in the queue."""
 
-    id: int
-    keys: list[int]
-    events: list[Record]  # compact records from a memory store; decode_record() gives dicts
-    start: int  # queue sequence number of the first event
-    written_off: bool = False  # close() timed out and already accounted for it
+    __slots__ = ("events", "id", "keys", "start", "written_off")
+
+    def __init__(self, id: int, keys: list[int], events: list[Record], start: int) -> None:
+        self.id = id
+        self.keys = keys
+        self.events = events  # compact records from a memory store; decode_record() gives dicts
+        self.start = start  # queue sequence number of the first event
+        self.written_off = False  # close() timed out and already accounted for it
 
 
-@dataclass(frozen=True)
 class Send:
     """Command: send these events in one request (GET: one event; POST: one body)."""
 
-    events: list[Record]
+    __slots__ = ("events",)
+
+    def __init__(self, events: list[Record]) -> None:
+        self.events = events
 
 
-@dataclass(frozen=True)
 class Sleep:
     """Command: wait this long before retrying; answer True if the wait was cut short."""
 
-    seconds: float
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
 
 
 #: The answer to a ``Send`` when the driver will not send (deadline passed or shutting down).
 STOP = None
 
 
-@dataclass
 class Outcome:
     """One status per event of a batch: SENT, ABANDONED or a drop reason."""
 
-    statuses: list[str]
-    retried: int = 0
-    last_failure: str | None = None  # how the last failed attempt ended, for the log
+    __slots__ = ("last_failure", "retried", "statuses")
+
+    def __init__(self, statuses: list[str]) -> None:
+        self.statuses = statuses
+        self.retried = 0
+        self.last_failure: str | None = None  # how the last failed attempt ended, for the log
 
 
 def units_for(
@@ -318,12 +350,14 @@ async def run_async(
 # -- the queue ---------------------------------------------------------------------------------
 
 
-@dataclass
 class Counters:
-    sent: int = 0
-    retried: int = 0
-    spooled: int = 0
-    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    __slots__ = ("dropped", "retried", "sent", "spooled")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.retried = 0
+        self.spooled = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
 
 
 Report = Callable[[int, list[Event]], None]

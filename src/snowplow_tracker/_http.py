@@ -15,7 +15,6 @@ import os
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Optional, Union
 from urllib.parse import urlencode, urlsplit
@@ -62,13 +61,20 @@ def requests_untouched() -> bool:
     )
 
 
-@dataclass(frozen=True)
 class SendResult:
     """The outcome of one request: a status, or the error that stopped it."""
 
-    status: Optional[int]
-    error: Optional[BaseException] = None
-    retry_after: Optional[float] = None
+    __slots__ = ("error", "retry_after", "status")
+
+    def __init__(
+        self,
+        status: Optional[int],
+        error: Optional[BaseException] = None,
+        retry_after: Optional[float] = None,
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.retry_after = retry_after
 
     @property
     def ok(self) -> bool:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
+
+from ._values import Value
 
 #: Statuses retried besides every 5xx: request timeout and too many requests.
 DEFAULT_RETRY_STATUSES = frozenset({408, 429})
@@ -29,8 +30,7 @@ class Result(Protocol):
     def retry_after(self) -> Optional[float]: ...
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Value):
     """Retry network errors, timeouts, 408, 429 and 5xx with capped, jittered backoff.
 
     * ``max_attempts``: attempts per request including the first (``None``: no
@@ -45,26 +45,62 @@ class RetryPolicy:
     * A status in ``never_retry_statuses`` is final; one in ``retry_statuses`` or
       any 5xx is retried; every other status is final. :meth:`retrying` and
       :meth:`not_retrying` move single codes between the two sets.
+
+    Immutable: assigning a field raises an ``AttributeError``.
     """
 
-    max_attempts: Optional[int] = 6
-    deadline: Optional[float] = 60.0
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
-    retry_after_max: float = 60.0
-    jitter: bool = True
-    retry_statuses: frozenset[int] = field(default=DEFAULT_RETRY_STATUSES)
-    never_retry_statuses: frozenset[int] = field(default=DEFAULT_NEVER_RETRY_STATUSES)
+    __slots__ = (  # noqa: RUF023 - the order of the fields in repr(), as in the constructor
+        "max_attempts",
+        "deadline",
+        "backoff_base",
+        "backoff_max",
+        "retry_after_max",
+        "jitter",
+        "retry_statuses",
+        "never_retry_statuses",
+    )
+    max_attempts: Optional[int]
+    deadline: Optional[float]
+    backoff_base: float
+    backoff_max: float
+    retry_after_max: float
+    jitter: bool
+    retry_statuses: frozenset[int]
+    never_retry_statuses: frozenset[int]
 
-    def __post_init__(self) -> None:
-        if self.max_attempts is not None and self.max_attempts < 1:
+    def __init__(
+        self,
+        max_attempts: Optional[int] = 6,
+        deadline: Optional[float] = 60.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        retry_after_max: float = 60.0,
+        jitter: bool = True,
+        retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES,
+        never_retry_statuses: frozenset[int] = DEFAULT_NEVER_RETRY_STATUSES,
+    ) -> None:
+        if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1 (or None)")
-        if self.max_attempts is None and self.deadline is None:
+        if max_attempts is None and deadline is None:
             raise ValueError("a RetryPolicy needs max_attempts or a deadline")
-        if min(self.backoff_base, self.backoff_max, self.retry_after_max) < 0:
+        if min(backoff_base, backoff_max, retry_after_max) < 0:
             raise ValueError("backoff and retry_after_max must not be negative")
-        if self.max_attempts is None and min(self.backoff_base, self.backoff_max) <= 0:
+        if max_attempts is None and min(backoff_base, backoff_max) <= 0:
             raise ValueError("retrying without max_attempts needs a positive backoff")
+        self._init(
+            max_attempts=max_attempts,
+            deadline=deadline,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+            jitter=jitter,
+            retry_statuses=frozenset(retry_statuses),
+            never_retry_statuses=frozenset(never_retry_statuses),
+        )
+
+    def _replace(self, **changes: Any) -> RetryPolicy:
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        return RetryPolicy(**{**fields, **changes})
 
     @classmethod
     def never(cls) -> RetryPolicy:
@@ -74,8 +110,7 @@ class RetryPolicy:
     def retrying(self, *statuses: int) -> RetryPolicy:
         """A copy that retries these statuses too."""
         codes = frozenset(statuses)
-        return replace(
-            self,
+        return self._replace(
             retry_statuses=self.retry_statuses | codes,
             never_retry_statuses=self.never_retry_statuses - codes,
         )
@@ -83,8 +118,7 @@ class RetryPolicy:
     def not_retrying(self, *statuses: int) -> RetryPolicy:
         """A copy for which these statuses are final."""
         codes = frozenset(statuses)
-        return replace(
-            self,
+        return self._replace(
             retry_statuses=self.retry_statuses - codes,
             never_retry_statuses=self.never_retry_statuses | codes,
         )

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from delivery_support import Harness, eids_of
 
 from snowplow_tracker import AsyncEmitter, Emitter, RetryPolicy, SQLiteEventStore, Tracker
@@ -154,3 +155,15 @@ def test_close_timeout_with_a_spool_keeps_events_for_next_time(
     assert harness.stats().retried == stats.retried
     with sqlite3.connect(spool) as db:
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 4
+
+
+def test_stats_are_a_readable_immutable_value() -> None:
+    emitter = Emitter("127.0.0.1:9", method="post", clock=FakeClock())
+    stats = emitter.stats()
+    emitter.close(0)
+    assert repr(stats).startswith("DeliveryStats(queued=0, in_flight=0, sent=0, retried=0, ")
+    assert stats == emitter.stats()
+    with pytest.raises(AttributeError):
+        stats.sent = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(stats)

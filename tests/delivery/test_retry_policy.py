@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from snowplow_tracker import RetryPolicy
@@ -29,7 +27,7 @@ def test_overrides_per_status_return_new_values() -> None:
     assert not fewer.is_retryable(503)
     assert policy.is_retryable(503)
     assert more.not_retrying(400).is_retryable(400) is False
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         policy.max_attempts = 3  # type: ignore[misc]
 
 
@@ -70,3 +68,14 @@ def test_invalid_policies_are_refused() -> None:
         RetryPolicy(backoff_base=-1)
     with pytest.raises(ValueError, match="positive backoff"):
         RetryPolicy(max_attempts=None, backoff_base=0)  # would retry in a tight loop
+
+
+def test_policies_are_values() -> None:
+    policy = RetryPolicy(max_attempts=3)
+    assert policy == RetryPolicy(max_attempts=3) != RetryPolicy()
+    assert hash(policy) == hash(RetryPolicy(max_attempts=3))
+    assert policy.retrying(404) == RetryPolicy(max_attempts=3).retrying(404)
+    assert repr(RetryPolicy.never()).startswith("RetryPolicy(max_attempts=1, deadline=None, ")
+    assert policy.__eq__(object()) is NotImplemented
+    with pytest.raises(AttributeError):
+        del policy.jitter
