@@ -67,16 +67,23 @@ CALLS = [
 ]
 
 
-def run(cls: type[Tracker], call: tuple[Any, ...], base64: bool, namespace: Any) -> list[Any]:
-    recorder = Recorder()
-    subject = Subject().set_user_id("u1").set_screen_resolution(10, 20)
-    tracker = cls(recorder, subject, namespace=namespace, app_id="", encode_base64=base64)
+def replay(
+    cls: type[Tracker], emitter: Any, call: tuple[Any, ...], base64: bool, namespace: Any
+) -> None:
+    """Make one of CALLS on a fresh tracker, with a fixed event id and time."""
+    subject = Subject().set_user_id("u1").set_screen_resolution(10, 20).set_color_depth(24)
+    tracker = cls(emitter, subject, namespace=namespace, app_id="", encode_base64=base64)
     name, args, *rest = call
     with (
         mock.patch.object(Tracker, "get_uuid", return_value="00000000-0000-4000-8000-000000000000"),
         mock.patch("time.time", return_value=1_700_000_000.5),
     ):
         getattr(tracker, name)(*args, **(rest[0] if rest else {}))
+
+
+def run(cls: type[Tracker], call: tuple[Any, ...], base64: bool, namespace: Any) -> list[Any]:
+    recorder = Recorder()
+    replay(cls, recorder, call, base64, namespace)
     return [list(event.items()) for event in recorder.events]
 
 
@@ -279,20 +286,6 @@ class Spy(Emitter):
         self.events.append(event)
 
 
-def run_spy(call: tuple[Any, ...], base64: bool, namespace: Any) -> list[Any]:
-    spy = Spy()
-    subject = Subject().set_user_id("u1").set_screen_resolution(10, 20).set_color_depth(24)
-    tracker = Tracker(spy, subject, namespace=namespace, app_id="", encode_base64=base64)
-    name, args, *rest = call
-    with (
-        mock.patch.object(Tracker, "get_uuid", return_value="00000000-0000-4000-8000-000000000000"),
-        mock.patch("time.time", return_value=1_700_000_000.5),
-    ):
-        getattr(tracker, name)(*args, **(rest[0] if rest else {}))
-    spy.close()
-    return [list(event.items()) for event in spy.events]
-
-
 @pytest.mark.parametrize("call", CALLS, ids=[c[0] for c in CALLS])
 @pytest.mark.parametrize("base64", [True, False])
 @pytest.mark.parametrize("namespace", ["ns", None])
@@ -300,17 +293,12 @@ def test_own_emitters_get_the_0_5_0_pairs_already_as_strings(
     call: tuple[Any, ...], base64: bool, namespace: Any
 ) -> None:
     """The hand-off that skips stringify() sends exactly what input(payload) would queue."""
-    recorder = Recorder()
-    subject = Subject().set_user_id("u1").set_screen_resolution(10, 20).set_color_depth(24)
-    tracker = ViaPayload(recorder, subject, namespace=namespace, app_id="", encode_base64=base64)
-    name, args, *rest = call
-    with (
-        mock.patch.object(Tracker, "get_uuid", return_value="00000000-0000-4000-8000-000000000000"),
-        mock.patch("time.time", return_value=1_700_000_000.5),
-    ):
-        getattr(tracker, name)(*args, **(rest[0] if rest else {}))
+    recorder, spy = Recorder(), Spy()
+    replay(ViaPayload, recorder, call, base64, namespace)
+    replay(Tracker, spy, call, base64, namespace)
+    spy.close()
     expected = [list(stringify(event).items()) for event in recorder.events]
-    got = run_spy(call, base64, namespace)
+    got = [list(event.items()) for event in spy.events]
     assert got == expected
     assert all(type(value) is str for event in got for _, value in event)
 
