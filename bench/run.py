@@ -74,7 +74,12 @@ SCENARIOS = (
         target=">= 1.0, >= 2.5x 1.1.0",
     ),
     Scenario(
-        "post-async", "POST end to end, AsyncEmitter", 100_000, 500, (REF, OURS, UP), target=">= 1.3"
+        "post-async",
+        "POST end to end, AsyncEmitter",
+        100_000,
+        500,
+        (REF, OURS, UP),
+        target=">= 1.3",
     ),
     Scenario("get", "GET, one request per event", 3_000, 100, (REF, OURS, UP), target=">= 0.9"),
     Scenario("context", "POST with one context entity per event", 10_000, 300, (REF, OURS, UP)),
