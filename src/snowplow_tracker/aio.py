@@ -86,6 +86,7 @@ class AsyncioEmitter(Emitter):
             fail_value("AsyncioEmitter()", "overflow", "drop_oldest or drop_newest", overflow)
         self._client = client
         self._own_client = client is None
+        self._client_loop: asyncio.AbstractEventLoop | None = None  # where our client was made
         super().__init__(
             endpoint,
             protocol,
@@ -162,6 +163,15 @@ class AsyncioEmitter(Emitter):
     # -- the sending task ----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        try:
+            await self._send_until_stopped()
+        except asyncio.CancelledError:
+            # The loop is ending (asyncio.run() returning): our client's connections belong to
+            # it, so close them here; the next loop gets a client of its own.
+            await self._drop_client()
+            raise
+
+    async def _send_until_stopped(self) -> None:
         core = self._core
         assert self._wakeup is not None
         while self._astop is None or not self._astop.is_set():
@@ -209,13 +219,27 @@ class AsyncioEmitter(Emitter):
         return SendResult(int(response.status_code), None, retry_after)
 
     def _http_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._own_client and self._client is not None and self._client_loop is not loop:
+            # Made in a loop that has ended without cancelling our task: its connections
+            # cannot be used from this one (a request could be sent, its answer never read,
+            # and the retry would send the events twice).
+            self._client = None
         if self._client is None:
             timeout = self.request_timeout
             if isinstance(timeout, tuple):
                 timeout = self._httpx.Timeout(timeout[1], connect=timeout[0])
             jar = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
             self._client = self._httpx.AsyncClient(timeout=timeout, cookies=jar)
+            self._client_loop = loop
         return self._client
+
+    async def _drop_client(self) -> None:
+        client, self._client_loop = self._client, None
+        if self._own_client and client is not None:
+            self._client = None
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     # -- flushing and closing ------------------------------------------------------------------
 

@@ -44,3 +44,33 @@ def test_16_producers_x_10000_events_each_arrive_once(
     stats = harness.stats()
     assert stats.sent == THREADS * PER_THREAD
     assert stats.failed == 0
+
+
+def test_asyncio_emitter_with_16_threads_tracking_beside_its_loop(collector: Collector) -> None:
+    """Threads of an asyncio application (``run_in_executor``, a thread pool) track while the
+    loop runs elsewhere: the events queue, the loop's task sends them, each arrives once."""
+    harness = Harness("asyncio")
+    try:
+        harness.make(collector.endpoint, method="post", buffer_size=100, max_queue_size=20_000)
+        assert harness.tracker is not None
+        tracker = harness.tracker
+        harness.track(1)  # the sending task starts on the loop
+        start = threading.Barrier(THREADS)
+
+        def produce() -> None:
+            start.wait()
+            for n in range(1_000):
+                tracker.track_struct_event("load", "n", value=n)
+
+        producers = [threading.Thread(target=produce) for _ in range(THREADS)]
+        for producer in producers:
+            producer.start()
+        for producer in producers:
+            producer.join()
+        assert harness.flush(timeout=60) is True
+        arrived = Counter(eids_of(collector))
+        assert arrived == Counter(harness.recorder.eids)
+        assert len(arrived) == THREADS * 1_000 + 1
+        assert harness.stats().failed == 0
+    finally:
+        harness.stop()

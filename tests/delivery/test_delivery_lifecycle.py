@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,40 @@ def test_stats_are_a_readable_immutable_value() -> None:
         stats.sent = 1  # type: ignore[misc]
     with pytest.raises(TypeError):
         hash(stats)
+
+
+async def track_and_flush(tracker: Tracker, emitter: AsyncioEmitter, count: int) -> None:
+    for n in range(count):
+        tracker.track_struct_event("cat", f"a{n}")
+    assert await emitter.flush(10)
+
+
+def test_asyncio_emitter_used_from_one_asyncio_run_after_another(collector: Collector) -> None:
+    """Each asyncio.run() ends its loop and the connections made in it. The next loop gets a
+    client of its own: before, its first request went over a dead loop's connection, the answer
+    was lost, and the retry sent the events twice."""
+    emitter = AsyncioEmitter(collector.endpoint, method="post", buffer_size=100)
+    tracker = Tracker(emitter)
+    for count in (1, 3, 2):
+        asyncio.run(track_and_flush(tracker, emitter, count))
+    assert len(collector.events) == 6
+    assert (emitter.stats().sent, emitter.stats().retried) == (6, 0)
+    emitter.close()
+
+
+def test_asyncio_emitter_after_a_loop_closed_without_cancelling_it(collector: Collector) -> None:
+    """A loop closed with the sending task still pending (no asyncio.run() clean-up)."""
+    emitter = AsyncioEmitter(collector.endpoint, method="post", buffer_size=100)
+    tracker = Tracker(emitter)
+    first = asyncio.new_event_loop()
+    first.run_until_complete(track_and_flush(tracker, emitter, 1))
+    with warnings.catch_warnings():
+        # The abandoned loop's connection can only be closed by the garbage collector, which
+        # warns: that is what closing a loop with work pending does, not this package.
+        warnings.simplefilter("ignore", ResourceWarning)
+        first.close()  # the task is never cancelled: only a loop check can notice
+        asyncio.run(track_and_flush(tracker, emitter, 3))
+        gc.collect()
+    assert len(collector.events) == 4
+    assert emitter.stats().retried == 0
+    emitter.close()

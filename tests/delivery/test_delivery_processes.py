@@ -235,3 +235,69 @@ def test_kill_9_with_a_sqlite_spool_then_restart(
     assert Counter(eids_of(collector)) == Counter(eids)
     assert out["STATS"][0]["sent"] == 30
     assert spool_rows(spool) == 0
+
+
+ASYNCIO_FORK_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, os, sys
+    from snowplow_tracker import Tracker
+    from snowplow_tracker.aio import AsyncioEmitter
+
+    endpoint = sys.argv[1]
+    emitter = AsyncioEmitter(endpoint, method="post", buffer_size=100)
+    tracker = Tracker(emitter)
+    eids = []
+
+    class Recorder:
+        def input(self, payload):
+            eids.append(payload["eid"])
+
+    tracker.add_emitter(Recorder())
+
+    def track(count):
+        for n in range(count):
+            tracker.track_struct_event("cat", f"action-{n}")
+
+    async def send(count):
+        track(count)
+        assert await emitter.flush(10)
+
+    asyncio.run(send(1))  # a sending task, an HTTP client and a loop existed before the fork
+    eids.clear()
+    track(3)  # queued outside any loop: the parent's, never the child's
+    print("PARENT", json.dumps(eids), flush=True)
+    pid = os.fork()
+    if pid == 0:
+        eids.clear()
+        asyncio.run(send(2))  # a child runs its own loop, as a preforked server worker does
+        print("CHILD", json.dumps(eids), flush=True)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, status
+    asyncio.run(send(0))  # the parent's three queued events go out from its next loop
+    print("STATS", json.dumps(emitter.stats().as_dict()), flush=True)
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_asyncio_emitter_fork_between_loops(tmp_path: Path, collector: Collector) -> None:
+    """A preforking asyncio server: the emitter is made in the parent, each process runs its
+    own event loop; every event arrives once and the child never sends the parent's."""
+    script = tmp_path / "fork_asyncio.py"
+    script.write_text(ASYNCIO_FORK_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), collector.endpoint],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = parse(done.stdout)
+    parent, child = out["PARENT"][0], out["CHILD"][0]
+    assert (len(parent), len(child)) == (3, 2)
+    arrived = Counter(eids_of(collector))
+    assert sum(arrived.values()) == len(arrived) == 6  # plus the one sent before the fork
+    assert all(arrived[eid] == 1 for eid in parent + child)
+    assert out["STATS"][0]["sent"] == 4
