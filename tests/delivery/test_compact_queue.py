@@ -310,3 +310,20 @@ def test_a_full_buffer_is_left_to_the_thread_already_sending(collector: Collecto
     assert [e["se_va"] for e in posts[1]] == [str(n) for n in range(100)]
     assert emitter.stats().sent == 110
     emitter.close()
+
+
+def test_an_event_without_a_compact_form_takes_the_general_path(collector: Collector) -> None:
+    """A dict that already carries "stm" stays a dict in the queue, between compact records;
+    like every event it is stamped with the time it is sent."""
+    emitter = Emitter(collector.endpoint, method="post")
+    eids = [Tracker.get_uuid() for _ in range(3)]
+    pairs = {"e": "pv", "tv": "py-0.6.0", "p": "srv", "dtm": "1700000000000"}
+    emitter.input({**pairs, "url": "http://a.example/", "eid": eids[0]})
+    emitter.input({**pairs, "url": "http://b.example/", "eid": eids[1], "stm": "1700000000001"})
+    emitter.input({**pairs, "url": "http://c.example/", "eid": eids[2]})
+    assert [event["eid"] for event in emitter.buffer] == eids
+    emitter.flush()
+    emitter.close()
+    assert [event["eid"] for event in collector.events] == eids
+    assert len({event["stm"] for event in collector.events}) == 1
+    assert collector.events[1]["stm"] != "1700000000001"
