@@ -139,6 +139,12 @@ def _add_redis_worker(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--heartbeat-ttl", type=float, default=15.0, help="seconds before a silent worker is dead"
     )
     worker.add_argument(
+        "--scan-interval",
+        type=float,
+        default=300.0,
+        help="seconds between scans for processing lists of workers in no set",
+    )
+    worker.add_argument(
         "--backoff-cap", type=float, default=30.0, help="longest wait after failure"
     )
     worker.add_argument(
@@ -165,6 +171,7 @@ def _run_redis_worker(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         shutdown_timeout=args.shutdown_timeout,
         heartbeat_ttl=args.heartbeat_ttl,
+        scan_interval=args.scan_interval,
         backoff_cap=args.backoff_cap,
     )
     worker.run(stop_when_empty=args.stop_when_empty)

@@ -23,6 +23,18 @@ the hash slot of ``key``, as a Redis Cluster requires):
   worker that starts) move its processing list back to ``key``. Those events
   may have reached the collector already: they are the only duplicates, and
   :meth:`RedisWorker.stats` counts them as ``recovered``.
+* A worker is dead when its heartbeat key is gone, and only then: the check
+  and the move are one Lua script, so a worker whose heartbeat is back is never
+  taken from. Recovery looks at the members of the workers set every
+  ``heartbeat_ttl``, and at every processing list of ``key`` in the keyspace
+  (``SCAN``) when a worker starts and every ``scan_interval`` seconds: a list
+  whose worker is in no set (its membership lost with an evicted or deleted set,
+  a failover, or a worker of an older version) is recovered too.
+* A worker refreshes its heartbeat and its membership in the same pipeline (or
+  script) that moves events into its processing list, so a worker paused past
+  ``heartbeat_ttl`` and recovered by another one registers again before it takes
+  anything. It notices (``presumed_dead`` in :meth:`RedisWorker.stats`, and a
+  warning): the batch it was sending was recovered and may be sent twice.
 * On SIGINT/SIGTERM (handlers installed by :meth:`RedisWorker.run` in the main
   thread only) or :meth:`RedisWorker.request_shutdown`, the worker stops
   taking events, lets the batch in flight finish for up to
@@ -68,6 +80,7 @@ logger = logging.getLogger("snowplow_tracker.redis_worker")
 Raw = Union[bytes, str]
 DEFAULT_KEY = "snowplow"
 MAX_BATCH = 5000  # events moved by one script call (Lua unpack() has a stack limit)
+SCAN_COUNT = 1000  # keys a SCAN call looks at: a scan of N keys takes about N / 1000 calls
 
 
 def slot_key(key: str, suffix: str) -> str:
@@ -129,6 +142,9 @@ class RedisWorker:
       after shutdown was requested (default 10);
     * ``heartbeat_ttl`` seconds after which a silent worker counts as dead
       (default 15);
+    * ``scan_interval`` seconds between scans of the keyspace for processing
+      lists whose worker is in no set; one at start, then at this interval
+      (default 300: a scan is O(keys in the database));
     * ``backoff_base``/``backoff_cap``: the wait after a batch failed
       entirely, doubling from base up to cap with full jitter (0.5 s, 30 s).
     """
@@ -144,6 +160,7 @@ class RedisWorker:
         poll_interval: float = 0.5,
         shutdown_timeout: float = 10.0,
         heartbeat_ttl: float = 15.0,
+        scan_interval: float = 300.0,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         worker_id: str | None = None,
@@ -155,6 +172,7 @@ class RedisWorker:
         key = DEFAULT_KEY if key is None else key
         if contracts._enabled:
             _check_worker_args(_consumer, key, batch_size, poll_interval, heartbeat_ttl)
+            contracts.number("RedisWorker()", "scan_interval", scan_interval)
         if dbr is None:
             from ._redis import default_client
 
@@ -166,6 +184,7 @@ class RedisWorker:
         self.poll_interval = poll_interval
         self.shutdown_timeout = shutdown_timeout
         self.heartbeat_ttl = heartbeat_ttl
+        self.scan_interval = scan_interval
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -178,10 +197,25 @@ class RedisWorker:
         self._abandon = threading.Event()
         self._stats_lock = threading.Lock()
         self._stats = dict.fromkeys(
-            ("taken", "sent", "requeued", "recovered", "returned", "invalid", "redis_errors"), 0
+            (
+                "taken",
+                "sent",
+                "requeued",
+                "recovered",
+                "returned",
+                "invalid",
+                "redis_errors",
+                "presumed_dead",
+            ),
+            0,
         )
         self._current: _Batch | None = None
         self._move_script: Any = self.rdb.register_script(_MOVE_SCRIPT)
+        self._recover_script: Any = self.rdb.register_script(_RECOVER_SCRIPT)
+        self._scan_allowed = True  # until the server refuses SCAN
+        self._registered = False  # set by the first beat of a run
+        self._next_recovery = 0.0
+        self._next_scan = 0.0
         self._failures = 0
         self._transactions = True  # until the client refuses them
 
@@ -194,7 +228,8 @@ class RedisWorker:
     def stats(self) -> dict[str, int]:
         """Counts of events ``taken`` from Redis, ``sent``, ``requeued`` after a failed send,
         ``recovered`` from dead workers, ``returned`` at shutdown, moved to ``{key}:invalid``
-        because they were not JSON objects, and of Redis errors."""
+        because they were not JSON objects, of Redis errors, and of the times this worker found
+        it had been ``presumed_dead`` (removed from the workers set by another worker)."""
         with self._stats_lock:
             return dict(self._stats)
 
@@ -208,6 +243,8 @@ class RedisWorker:
         """
         previous = self._install_signals() if install_signal_handlers else {}
         restore_callbacks = self._chain_callbacks()
+        self._registered = False
+        self._next_recovery = self._next_scan = 0.0  # both at start
         heartbeat = _Heartbeat(self)
         try:
             heartbeat.start()
@@ -221,18 +258,18 @@ class RedisWorker:
                 signal.signal(signum, handler)
             logger.info("RedisWorker %s stopped: %s", self.worker_id, self.stats())
 
-    def recover(self) -> int:
-        """Move the processing lists of dead workers back to ``key``; return the event count."""
-        moved = 0
-        for member in self.rdb.smembers(self.workers_key):
-            other = member.decode() if isinstance(member, bytes) else str(member)
-            if other == self.worker_id or self.rdb.exists(self._heartbeat_key(other)):
-                continue
-            count = self._move_back(slot_key(self.key, f"processing:{other}"))
-            self.rdb.srem(self.workers_key, other)
-            if count:
-                logger.warning("recovered %d event(s) from dead worker %s", count, other)
-            moved += count
+    def recover(self, *, scan: bool = False) -> int:
+        """Move the processing lists of dead workers back to ``key``; return the event count.
+
+        A worker is dead when its heartbeat key is gone. The members of the workers set are
+        checked; with ``scan``, so is every processing list of ``key`` that SCAN finds, which
+        catches lists whose worker is in no set (the scan is O(keys in the database)).
+        """
+        others = self._members()
+        if scan and self._scan_allowed:
+            others |= self._scanned_workers()
+        others.discard(self.worker_id)
+        moved = sum(self._recover_worker(other) for other in sorted(others))
         self._count("recovered", moved)
         return moved
 
@@ -241,7 +278,6 @@ class RedisWorker:
     def _loop(self, stop_when_empty: bool) -> None:
         registered = False
         dirty = False  # a Redis error may have left a batch in our processing list
-        next_recovery = 0.0
         while not self._stop.is_set():
             try:
                 if not registered:
@@ -250,9 +286,7 @@ class RedisWorker:
                 if dirty:
                     self._count("requeued", self._move_back(self.processing_key))
                     dirty = False
-                if time.monotonic() >= next_recovery:
-                    self.recover()
-                    next_recovery = time.monotonic() + self.heartbeat_ttl
+                self._recover_when_due()
                 raws = self._take()
                 if not raws:
                     if stop_when_empty:
@@ -268,10 +302,30 @@ class RedisWorker:
                 logger.warning("RedisWorker: Redis error: %s", exc)
                 self._backoff()
 
+    def _recover_when_due(self) -> None:
+        """Recover from the workers set every ``heartbeat_ttl``; scan the keyspace too at
+        start and every ``scan_interval`` (a scan is O(keyspace): not on every pass)."""
+        now = time.monotonic()
+        scan = now >= self._next_scan
+        if not scan and now < self._next_recovery:
+            return
+        self.recover(scan=scan)
+        now = time.monotonic()
+        self._next_recovery = now + self.heartbeat_ttl
+        if scan:
+            self._next_scan = now + self.scan_interval
+
     def _take(self) -> list[Raw]:
-        first = self.rdb.blmove(
-            self.key, self.processing_key, self.poll_interval, src="LEFT", dest="RIGHT"
-        )
+        # Register in the same pipeline, before the move: if another worker presumed us dead
+        # (paused past heartbeat_ttl) and removed us from the set, we are back in it, with a
+        # live heartbeat, before an event reaches our processing list. The block is shorter
+        # than the TTL, so the heartbeat is still alive when BLMOVE moves an event.
+        pipe = self.rdb.pipeline(transaction=False)
+        self._register(pipe)
+        block = min(self.poll_interval, self.heartbeat_ttl / 2)
+        pipe.blmove(self.key, self.processing_key, block, src="LEFT", dest="RIGHT")
+        _, added, first = pipe.execute()
+        self._note_membership(added)
         if first is None:
             return []
         raws: list[Raw] = [first]
@@ -281,19 +335,42 @@ class RedisWorker:
         return raws
 
     def _take_more(self, count: int) -> list[Raw]:
-        """Up to ``count`` more events, moved in one round trip (a script; LMOVEs without one)."""
-        if self._move_script is not None:
-            try:
-                return list(self._move_script(keys=[self.key, self.processing_key], args=[count]))
-            except Exception as exc:
-                if not _is_script_unavailable(exc):
-                    raise
-                logger.info("Lua scripts unavailable (%s); moving events one by one", exc)
-                self._move_script = None
+        """Up to ``count`` more events, moved in one round trip (a script; LMOVEs without one).
+
+        Both register the worker first, as :meth:`_take` does: a pause between the BLMOVE and
+        this call may have made another worker recover us meanwhile."""
+        heartbeat = self._heartbeat_key(self.worker_id)
+        result = self._call_script(
+            "_move_script",
+            [self.key, self.processing_key, self.workers_key, heartbeat],
+            [count, self.worker_id, self._ttl_ms()],
+        )
+        if result is not None:
+            added, raws = result
+            self._note_membership(added)
+            return list(raws)
         pipe = self.rdb.pipeline(transaction=False)
+        self._register(pipe)
         for _ in range(count):
             pipe.lmove(self.key, self.processing_key, "LEFT", "RIGHT")
-        return [raw for raw in pipe.execute() if raw is not None]
+        _, added, *raws = pipe.execute()
+        self._note_membership(added)
+        return [raw for raw in raws if raw is not None]
+
+    def _call_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run the registered script ``self.<name>``; None (and never again) where the server
+        refuses scripts: the caller then does the same with plain commands."""
+        script = getattr(self, name)
+        if script is None:
+            return None
+        try:
+            return script(keys=keys, args=args)
+        except Exception as exc:
+            if not _is_script_unavailable(exc):
+                raise
+            logger.info("Lua scripts unavailable (%s); using plain commands", exc)
+            setattr(self, name, None)
+            return None
 
     def _send(self, raws: list[Raw]) -> bool:
         """Deliver one batch and acknowledge it; False if it was abandoned at shutdown."""
@@ -476,12 +553,85 @@ class RedisWorker:
     def _heartbeat_key(self, worker_id: str) -> str:
         return slot_key(self.key, f"alive:{worker_id}")
 
+    def _ttl_ms(self) -> int:
+        return int(self.heartbeat_ttl * 1000)
+
     def _beat(self) -> None:
         pipe = self.rdb.pipeline(transaction=False)
-        # Heartbeat before membership: a worker in the set never looks dead while starting.
-        pipe.set(self._heartbeat_key(self.worker_id), "1", px=int(self.heartbeat_ttl * 1000))
+        self._register(pipe)
+        _, added = pipe.execute()
+        self._note_membership(added)
+
+    def _register(self, pipe: Any) -> None:
+        """Queue the heartbeat and the membership (in this order: a worker in the set never
+        looks dead while starting)."""
+        pipe.set(self._heartbeat_key(self.worker_id), "1", px=self._ttl_ms())
         pipe.sadd(self.workers_key, self.worker_id)
-        pipe.execute()
+
+    def _note_membership(self, added: Any) -> None:
+        """SADD added us after our first beat: another worker found our heartbeat expired,
+        presumed us dead and recovered our processing list (the batch in flight, if any, is
+        back in ``key`` and may be sent twice; nothing is lost)."""
+        with self._stats_lock:
+            first, self._registered = not self._registered, True
+        if added and not first:
+            self._count("presumed_dead", 1)
+            logger.warning(
+                "RedisWorker %s was presumed dead (paused longer than heartbeat_ttl %.1f s?); "
+                "another worker recovered its processing list: events in flight may be sent twice",
+                self.worker_id,
+                self.heartbeat_ttl,
+            )
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def _members(self) -> set[str]:
+        return {_text(member) for member in self.rdb.smembers(self.workers_key)}
+
+    def _scanned_workers(self) -> set[str]:
+        """Ids of the workers with a processing list of ``key``, in or out of the workers set.
+
+        SCAN with MATCH (never KEYS, which blocks the server); a cluster client scans every
+        primary. Where SCAN is refused (an ACL, a proxy) recovery keeps to the workers set.
+        """
+        prefix = slot_key(self.key, "processing:")
+        pattern = _glob_escape(prefix) + "*"
+        try:
+            return {
+                _text(name)[len(prefix) :]
+                for name in self.rdb.scan_iter(match=pattern, count=SCAN_COUNT, _type="LIST")
+            }
+        except Exception as exc:
+            if not _is_refusal(exc):
+                raise
+            logger.warning(
+                "SCAN refused (%s): only workers in %s are recovered", exc, self.workers_key
+            )
+            self._scan_allowed = False
+            return set()
+
+    def _recover_worker(self, other: str) -> int:
+        """Move the processing list of ``other`` back to ``key`` if its heartbeat is gone."""
+        heartbeat = self._heartbeat_key(other)
+        processing = slot_key(self.key, f"processing:{other}")
+        keys = [heartbeat, processing, self.key, self.workers_key]
+        moved = self._call_script("_recover_script", keys, [other])
+        if moved is None:
+            moved = self._recover_without_script(heartbeat, processing, other)
+        moved = int(moved)
+        if moved > 0:
+            logger.warning("recovered %d event(s) from dead worker %s", moved, other)
+        return max(moved, 0)
+
+    def _recover_without_script(self, heartbeat: str, processing: str, other: str) -> int:
+        """The recovery script in plain commands. Not atomic: a worker that beats between
+        the check and the moves loses events it just took to ``key``; they are sent twice,
+        never lost (its acknowledgement deletes only what is left of its own batch)."""
+        if self.rdb.exists(heartbeat):
+            return -1
+        moved = self._move_back(processing)
+        self.rdb.srem(self.workers_key, other)
+        return moved
 
     def _unregister(self) -> None:
         try:
@@ -526,15 +676,55 @@ class _Heartbeat:
                 logger.warning("RedisWorker heartbeat failed: %s", exc)
 
 
-# Atomically move up to ARGV[1] events from the head of KEYS[1] to the tail of KEYS[2].
+# Register worker ARGV[2] (heartbeat KEYS[4] with a TTL of ARGV[3] ms, then membership of the
+# set KEYS[3]), then atomically move up to ARGV[1] events from the head of KEYS[1] to the tail
+# of KEYS[2]. Returns {1 if the worker was not in the set, the events}.
 _MOVE_SCRIPT = """
+redis.call('SET', KEYS[4], '1', 'PX', ARGV[3])
+local added = redis.call('SADD', KEYS[3], ARGV[2])
 local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 if #items > 0 then
   redis.call('LTRIM', KEYS[1], #items, -1)
   redis.call('RPUSH', KEYS[2], unpack(items))
 end
-return items
+return {added, items}
 """
+
+# If the heartbeat KEYS[1] of worker ARGV[1] is gone, move its processing list KEYS[2] to the
+# head of KEYS[3] in order and remove it from the set KEYS[4]; return the count, or -1 if it
+# is alive. One script, so a worker that beats again is never taken from. A processing list
+# holds at most one batch (MAX_BATCH), so the loop is short.
+_RECOVER_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return -1
+end
+local moved = 0
+while redis.call('LMOVE', KEYS[2], KEYS[3], 'RIGHT', 'LEFT') do
+  moved = moved + 1
+end
+redis.call('SREM', KEYS[4], ARGV[1])
+return moved
+"""
+
+
+def _text(value: Raw) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a Redis MATCH pattern (a key may hold ``*``, ``?`` or ``[``)."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """The server (an ACL, a proxy) or a duck-typed client does not do SCAN."""
+    if isinstance(exc, AttributeError):
+        return True
+    try:
+        import redis
+    except ImportError:  # a duck-typed client without redis-py installed
+        return False
+    return isinstance(exc, redis.exceptions.ResponseError)
 
 
 def _is_script_unavailable(exc: BaseException) -> bool:
