@@ -21,7 +21,7 @@ import pytest
 
 from snowplow_tracker import Emitter, InvalidValueError, RedisEmitter
 from snowplow_tracker.collector import Collector
-from snowplow_tracker.redis_worker import RedisWorker
+from snowplow_tracker.redis_worker import RedisWorker, slot_key
 
 from .redis_celery_support import end, track_many, unique_key, wait_until
 
@@ -336,6 +336,33 @@ def test_worker_recovers_a_dead_workers_batch_on_the_cluster(
     assert worker.stats()["recovered"] == 3
     assert delivered(collector) == Counter(str(i) for i in range(5))
     assert_clean(cluster, key, worker, dead)
+
+
+def test_worker_recovers_a_list_in_no_set_and_leaves_a_live_one(
+    client: Any, collector: Collector
+) -> None:
+    """The keyspace scan (SCAN on every primary of a cluster) finds a processing list whose
+    worker is in no workers set; a list whose worker has a live heartbeat stays until it expires."""
+    key = unique_key("orphan")
+    track_many(RedisEmitter(rdb=client, key=key), 9)
+    orphan, busy = slot_key(key, "processing:gone"), slot_key(key, "processing:busy")
+    for name, count in ((orphan, 4), (busy, 2)):
+        for _ in range(count):
+            client.lmove(key, name, "LEFT", "RIGHT")
+    busy_heartbeat = slot_key(key, "alive:busy")
+    client.set(busy_heartbeat, "1", px=60_000)
+    first = RedisWorker(post_emitter(collector), key, client, poll_interval=0.1)
+    drain(first)
+    assert first.stats()["recovered"] == 4
+    assert client.exists(orphan) == 0
+    assert client.llen(busy) == 2
+    client.delete(busy_heartbeat)  # the busy worker died
+    second = RedisWorker(post_emitter(collector), key, client, poll_interval=0.1)
+    drain(second)
+    assert second.stats()["recovered"] == 2
+    assert delivered(collector) == Counter(str(i) for i in range(9))
+    assert_clean(client, key, first, second)
+    assert client.exists(orphan, busy) == 0
 
 
 def test_cluster_keys_of_a_worker_share_one_slot(cluster: Any) -> None:
