@@ -569,16 +569,18 @@ class RedisWorker:
         pipe.sadd(self.workers_key, self.worker_id)
 
     def _note_membership(self, added: Any) -> None:
-        """SADD added us after our first beat: another worker found our heartbeat expired,
-        presumed us dead and recovered our processing list (the batch in flight, if any, is
-        back in ``key`` and may be sent twice; nothing is lost)."""
+        """SADD added us after our first beat: we were not in the workers set. Another worker
+        found our heartbeat expired, presumed us dead and removed us, after moving our
+        processing list back to ``key`` (or the set itself was lost). The batch in flight, if
+        any, may then be sent twice; nothing is lost."""
         with self._stats_lock:
             first, self._registered = not self._registered, True
         if added and not first:
             self._count("presumed_dead", 1)
             logger.warning(
-                "RedisWorker %s was presumed dead (paused longer than heartbeat_ttl %.1f s?); "
-                "another worker recovered its processing list: events in flight may be sent twice",
+                "RedisWorker %s was not in the workers set: presumed dead (paused longer than "
+                "heartbeat_ttl %.1f s?), its processing list may have been recovered by another "
+                "worker; events in flight may be sent twice",
                 self.worker_id,
                 self.heartbeat_ttl,
             )
@@ -624,9 +626,10 @@ class RedisWorker:
         return max(moved, 0)
 
     def _recover_without_script(self, heartbeat: str, processing: str, other: str) -> int:
-        """The recovery script in plain commands. Not atomic: a worker that beats between
-        the check and the moves loses events it just took to ``key``; they are sent twice,
-        never lost (its acknowledgement deletes only what is left of its own batch)."""
+        """The recovery script in plain commands. Not atomic: events a worker takes between
+        the check and the moves (it resumed just then) go back to ``key`` while it sends them,
+        so they are sent twice, never lost (its acknowledgement deletes only what is left of
+        its own batch)."""
         if self.rdb.exists(heartbeat):
             return -1
         moved = self._move_back(processing)
