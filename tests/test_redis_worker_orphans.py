@@ -271,13 +271,16 @@ def test_a_resumed_worker_notices_and_its_recovered_batch_is_only_duplicated(
     assert_nothing_left(client, key)
 
 
+@pytest.mark.parametrize("refusal", ["acl", "client"])
 def test_a_refused_scan_leaves_recovery_to_the_workers_set(
-    client: Any, key: str, collector: Collector, caplog: pytest.LogCaptureFixture
+    client: Any, key: str, collector: Collector, caplog: pytest.LogCaptureFixture, refusal: str
 ) -> None:
     import redis
 
-    class NoScan(redis.Redis):  # an ACL without SCAN, or a proxy that does not pass it
+    class NoScan(redis.Redis):  # an ACL without SCAN, a proxy, or a client without scan_iter
         def scan_iter(self, *args: Any, **kwargs: Any) -> Any:
+            if refusal == "client":
+                raise AttributeError("'NoScan' object has no attribute 'scan_iter'")
             raise redis.ResponseError("NOPERM this user has no permissions to run 'scan'")
 
     caplog.set_level(logging.WARNING, logger="snowplow_tracker.redis_worker")
@@ -295,3 +298,32 @@ def test_a_refused_scan_leaves_recovery_to_the_workers_set(
     assert len(eids(collector.events)) == 12
     assert "SCAN" in caplog.text
     assert_nothing_left(client, key)
+
+
+def test_without_lua_scripts_recovery_still_spares_a_live_worker(
+    client: Any, key: str, collector: Collector
+) -> None:
+    import redis
+
+    class NoScripts(redis.Redis):
+        def register_script(self, script: Any) -> Any:
+            def refuse(keys: Any = None, args: Any = None, client: Any = None) -> Any:
+                raise redis.ResponseError("unknown command 'EVALSHA'")
+
+            return refuse
+
+    track_many(RedisEmitter(client, key), 10)
+    orphan(client, key, "gone", 3)
+    busy = orphan(client, key, "busy", 2)
+    client.set(slot_key(key, "alive:busy"), "1", px=60_000)
+    worker = fast_worker(
+        Emitter(collector.endpoint, method="post"),
+        key,
+        NoScripts(host=REDIS_HOST, port=REDIS_PORT),
+    )
+    assert drain(worker)["recovered"] == 3
+    assert worker._recover_script is None
+    assert client.lrange(slot_key(key, "processing:busy"), 0, -1) == busy
+    counts = eids(collector.events)
+    assert len(counts) == 8
+    assert max(counts.values()) == 1
