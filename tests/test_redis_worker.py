@@ -317,6 +317,12 @@ def test_arguments_are_checked(client: Any) -> None:
         RedisWorker(Emitter("h"), "", client)
     with pytest.raises(InvalidValueError):
         RedisWorker(Emitter("h"), "k", client, batch_size=0)
+    for name in ("poll_interval", "heartbeat_ttl", "scan_interval"):
+        for bad in (0, -1.5):
+            with pytest.raises(InvalidValueError, match=name):
+                RedisWorker(Emitter("h"), "k", client, **{name: bad})
+        with pytest.raises(InvalidTypeError, match=name):
+            RedisWorker(Emitter("h"), "k", client, **{name: "1"})
 
 
 def test_processing_keys_share_the_hash_slot_of_the_key() -> None:

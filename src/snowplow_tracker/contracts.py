@@ -82,6 +82,13 @@ def number(where: str, name: str, value: object, *, optional: bool = False) -> N
         fail_value(where, name, "a finite number", value)
 
 
+def positive(where: str, name: str, value: object) -> None:
+    """A number above zero (a duration: zero would mean "for ever" to Redis, or "never")."""
+    number(where, name, value)
+    if value <= 0:  # type: ignore[operator]
+        fail_value(where, name, "a number > 0", value)
+
+
 def integer(where: str, name: str, value: object, *, minimum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         fail_type(where, name, "an int", value)

@@ -172,7 +172,7 @@ class RedisWorker:
         key = DEFAULT_KEY if key is None else key
         if contracts._enabled:
             _check_worker_args(_consumer, key, batch_size, poll_interval, heartbeat_ttl)
-            contracts.number("RedisWorker()", "scan_interval", scan_interval)
+            contracts.positive("RedisWorker()", "scan_interval", scan_interval)
         if dbr is None:
             from ._redis import default_client
 
@@ -776,8 +776,10 @@ def _check_worker_args(
     contracts.integer(where, "batch_size", batch_size, minimum=1)
     if isinstance(batch_size, int) and batch_size > MAX_BATCH:
         contracts.fail_value(where, "batch_size", f"at most {MAX_BATCH}", batch_size)
-    contracts.number(where, "poll_interval", poll_interval)
-    contracts.number(where, "heartbeat_ttl", heartbeat_ttl)
+    # Durations: BLMOVE with a timeout of 0 would block for ever (shutdown never seen), and a
+    # heartbeat that lives 0 s makes every worker look dead.
+    contracts.positive(where, "poll_interval", poll_interval)
+    contracts.positive(where, "heartbeat_ttl", heartbeat_ttl)
 
 
 def _check_one_slot(rdb: Any, key: str, derived: list[str]) -> None:
