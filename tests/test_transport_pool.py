@@ -182,6 +182,37 @@ def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
     srv.close()
 
 
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_kept_connection_the_server_drops_as_it_is_reused_is_retried_once(
+    method: str,
+) -> None:
+    """The server closes a kept-alive connection just as the next request goes out (its idle
+    timeout, after our check that the connection is still open): that request is sent again
+    on a new connection, once, instead of failing the batch."""
+    srv = scripted(GIF_ANSWER, b"")  # the second request on the first connection: no answer
+    transport = RequestsTransport()
+    send = (
+        (lambda: transport.get(srv.url, {"n": "1"}))
+        if method == "get"
+        else (lambda: transport.post(srv.url, b'{"n":"1"}'))
+    )
+    assert send().ok
+    result = send()
+    assert result.ok, result.describe()
+    assert (srv.connections, len(srv.requests)) == (2, 3)
+    assert srv.requests[1] == srv.requests[2]
+    srv.close()
+
+
+def test_a_new_connection_that_fails_is_not_retried() -> None:
+    srv = scripted(b"", GIF_ANSWER)
+    result = RequestsTransport().post(srv.url, b'{"n":"1"}')
+    assert result.status is None
+    assert isinstance(result.error, ConnectionError | OSError)
+    assert len(srv.requests) == 1
+    srv.close()
+
+
 @pytest.mark.parametrize(
     "answer",
     [b"", b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort" + b"<close>"],
@@ -296,6 +327,27 @@ def test_emitter_end_to_end_over_the_pool(server: ScriptedServer) -> None:
     assert "se_ca=shop" in first
     assert "se_va=2.5" in first
     assert "uid=u+1" in first
+
+
+def test_a_sync_emitter_loses_nothing_to_a_connection_dropped_on_reuse() -> None:
+    """The sync Emitter makes one attempt per request by default: a kept connection the
+    collector closed at the wrong moment no longer fails that request's events."""
+    srv = scripted(GIF_ANSWER, GIF_ANSWER, b"")
+    failures: list[Any] = []
+    emitter = Emitter(
+        f"127.0.0.1:{srv.port}",
+        method="post",
+        buffer_size=1,
+        on_failure=lambda sent, unsent: failures.append(unsent),
+    )
+    tracker = Tracker(emitter)
+    for n in range(3):
+        tracker.track_struct_event("shop", "buy", value=n)
+    assert failures == []
+    assert emitter.stats().sent == 3
+    assert srv.connections == 2
+    emitter.close()
+    srv.close()
 
 
 def test_a_patched_adapter_send_gets_the_traffic(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,6 +31,9 @@ MAX_IDLE = 10
 _MAX_LINE = 65_536
 _MAX_HEADERS = 100
 _CHUNK = 65_536
+#: How a kept-alive connection fails when the server closed it just as we reused it: the
+#: request is sent again, once, on a new connection.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
 
 class Response:
@@ -89,10 +92,26 @@ class Pool:
         self._pid = os.getpid()
 
     def request(self, request: bytes) -> Response:
-        """Send one request and read its answer; raises what the network or the peer raised."""
-        conn = self._checkout()
+        """Send one request and read its answer; raises what the network or the peer raised.
+
+        A connection taken from the pool may have been closed by the server (its idle
+        timeout) after we last checked it: if it fails as such a connection does, the
+        request goes again on a new connection, once. The server may then see it twice
+        (if it closed only after reading it); the event ids tell the copies apart.
+        """
+        conn, reused = self._checkout()
         try:
             response = conn.exchange(request)
+        except _STALE:
+            conn.close()
+            if not reused:
+                raise
+            conn = self._connect()
+            try:
+                response = conn.exchange(request)
+            except BaseException:
+                conn.close()
+                raise
         except BaseException:
             conn.close()
             raise
@@ -113,7 +132,8 @@ class Pool:
         except Exception:
             pass
 
-    def _checkout(self) -> Connection:
+    def _checkout(self) -> tuple[Connection, bool]:
+        """A connection, and whether it was used before (taken from the idle pool)."""
         if self._pid != os.getpid():
             # A forked child must not talk over its parent's connections. Closing its copies
             # of the descriptors is safe: the parent's stay open (and no TLS alert is sent).
@@ -123,9 +143,9 @@ class Pool:
             try:
                 conn = self._idle.pop()
             except IndexError:
-                return self._connect()
+                return self._connect(), False
             if not conn.is_dropped():
-                return conn
+                return conn, True
             conn.close()
 
     def _connect(self) -> Connection:
