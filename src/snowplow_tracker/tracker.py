@@ -241,9 +241,14 @@ class Tracker:
             strings = getattr(emitters[0].input, "__func__", None) in STRING_INPUTS
         else:
             strings = all_take_strings(emitters)
-        if not strings:
-            return self._emit_raw(pairs, context, tstamp, emitters)
-        # Our own emitters keep this dict as it is: its values are made strings here.
+        if strings:
+            return self._emit_strings(pairs, context, tstamp, emitters)
+        return self._emit_raw(pairs, context, tstamp, emitters)
+
+    def _emit_strings(
+        self, pairs: dict[str, Any], context: Contexts, tstamp: Timestamp, emitters: list[Any]
+    ) -> Tracker:
+        """For this package's emitters, which keep this dict as it is: values made strings here."""
         for name, value in pairs.items():
             if value.__class__ is not str:
                 pairs[name] = str(value)
@@ -262,10 +267,10 @@ class Tracker:
             cached = self._cache_standard_strings(own, subject)
         pairs.update(cached[2])
         if len(emitters) == 1:
-            emitters[0]._input_strings(pairs)  # type: ignore[attr-defined]
+            emitters[0]._input_strings(pairs)
         else:
             for emitter in emitters:
-                emitter._input_strings(dict(pairs))  # type: ignore[attr-defined]
+                emitter._input_strings(dict(pairs))
         return self
 
     def _emit_raw(
