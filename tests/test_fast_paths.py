@@ -377,3 +377,20 @@ def test_a_forked_child_never_reuses_its_parents_uuids() -> None:
     parent = {Tracker.get_uuid() for _ in range(200)}
     assert len(child) == 200
     assert not child & parent
+
+
+@pytest.mark.parametrize("base64", [True, False])
+@pytest.mark.parametrize("encoder", [None, str])
+def test_json_that_cannot_be_utf_8_is_refused_at_the_call(base64: bool, encoder: Any) -> None:
+    """A lone surrogate cannot go on the wire: the call says so, not a send later."""
+    emitter = Emitter("127.0.0.1:9", method="post")
+    tracker = Tracker(emitter, encode_base64=base64, json_encoder=encoder)
+    schema = "iglu:com.acme/x/jsonschema/1-0-0"
+    with pytest.raises(InvalidValueError, match="UTF-8"):
+        tracker.track_unstruct_event({"schema": schema, "data": {"a": "\ud800"}})
+    with pytest.raises(InvalidValueError, match=r"^(co|cx):"):
+        tracker.track_page_view(
+            "http://a.b/", context=[{"schema": schema, "data": {"b": "\udfff"}}]
+        )
+    assert emitter.buffer == []
+    emitter.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from collections import deque
@@ -20,7 +21,8 @@ from .constants import (
     VERSION,
 )
 from .contracts import fail_type, fail_value
-from .payload import JsonEncoder, Payload, b64encode_json, dumps
+from .exceptions import InvalidValueError
+from .payload import JsonEncoder, Payload, b64encode_json, dumps, dumps_bytes
 from .self_describing_json import SelfDescribing, as_dict
 from .subject import Subject
 from .typing import EmitterLike
@@ -307,11 +309,22 @@ class Tracker:
         return cached
 
     def _put_json(self, pairs: dict[str, Any], value: Any, encoded: str, plain: str) -> None:
-        text = dumps(value, self.json_encoder)
-        if self.encode_base64:
-            pairs[encoded] = b64encode_json(text)
-        else:
-            pairs[plain] = text
+        try:
+            if self.encode_base64 and self.json_encoder is None:
+                # The UTF-8 bytes straight from the encoder: no decode and encode again.
+                pairs[encoded] = base64.urlsafe_b64encode(dumps_bytes(value)).decode("ascii")
+                return
+            text = dumps(value, self.json_encoder)
+            if self.encode_base64:
+                pairs[encoded] = b64encode_json(text)
+            else:
+                text.encode("utf-8")  # what the wire needs: fail here, not when sending
+                pairs[plain] = text
+        except UnicodeEncodeError as exc:
+            raise InvalidValueError(
+                f"{encoded if self.encode_base64 else plain}: text that cannot be sent as UTF-8 "
+                f"(a lone surrogate, {exc.object[exc.start : exc.end]!r})"
+            ) from None
 
     # -- events --------------------------------------------------------------------------------
 
