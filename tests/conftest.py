@@ -22,6 +22,24 @@ def collector() -> Iterator[Collector]:
         yield running
 
 
+@pytest.fixture
+def client() -> Any:
+    """A client of the Redis server on 127.0.0.1:6379 (Redis tests are skipped without it)."""
+    from .redis_celery_support import redis_client
+
+    return redis_client()
+
+
+@pytest.fixture
+def key(client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A Redis key of this test's own, deleted with every key derived from it afterwards."""
+    from .redis_celery_support import delete_keys, unique_key
+
+    name = unique_key(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    yield name
+    delete_keys(client, name)
+
+
 @pytest.fixture(autouse=True)
 def _contracts_on() -> Iterator[None]:
     snowplow_tracker.enable_contracts()

@@ -5,28 +5,15 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from snowplow_tracker import InvalidTypeError, InvalidValueError, RedisEmitter, Tracker
 
-from .redis_celery_support import delete_keys, redis_client, track_many, unique_key, wait_until
+from .redis_celery_support import track_many, wait_until
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def client() -> Any:
-    return redis_client()
-
-
-@pytest.fixture
-def key(client: Any) -> Iterator[str]:
-    name = unique_key("emitter")
-    yield name
-    delete_keys(client, name)
 
 
 def test_each_event_is_one_json_string_with_string_values(client: Any, key: str) -> None:

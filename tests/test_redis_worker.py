@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,30 +21,15 @@ from snowplow_tracker.redis_worker import RedisWorker, event_identity, slot_key
 
 from .redis_celery_support import (
     Recorder,
-    delete_keys,
     derived_keys,
     eids,
-    redis_client,
     track_many,
     track_varied,
-    unique_key,
     wait_until,
     without_stm,
 )
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def client() -> Any:
-    return redis_client()
-
-
-@pytest.fixture
-def key(client: Any) -> Iterator[str]:
-    name = unique_key("worker")
-    yield name
-    delete_keys(client, name)
 
 
 class Running:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,11 +22,8 @@ from snowplow_tracker.redis_worker import RedisWorker, slot_key
 from .redis_celery_support import (
     REDIS_HOST,
     REDIS_PORT,
-    delete_keys,
     eids,
-    redis_client,
     track_many,
-    unique_key,
     wait_until,
 )
 from .test_redis_worker import Running, assert_nothing_left, fast_worker
@@ -35,18 +31,6 @@ from .test_redis_worker import Running, assert_nothing_left, fast_worker
 pytestmark = pytest.mark.redis
 
 LONG_TTL = 300.0  # the heartbeat thread beats every 100 s: never while a test runs
-
-
-@pytest.fixture
-def client() -> Any:
-    return redis_client()
-
-
-@pytest.fixture
-def key(client: Any) -> Iterator[str]:
-    name = unique_key("orphans")
-    yield name
-    delete_keys(client, name)
 
 
 def orphan(client: Any, key: str, worker_id: str, count: int) -> list[bytes]:

@@ -10,7 +10,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,33 +22,18 @@ from snowplow_tracker.redis_worker import RedisWorker, slot_key
 from .redis_celery_support import (
     REDIS_URL,
     child_env,
-    delete_keys,
     derived_keys,
     eids,
     end,
-    redis_client,
     start,
     stats_line,
     track_many,
-    unique_key,
     wait_until,
     worker_command,
 )
 from .test_seeds import PRELUDE, python_blocks, seed_file
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def client() -> Any:
-    return redis_client()
-
-
-@pytest.fixture
-def key(client: Any) -> Iterator[str]:
-    name = unique_key("proc")
-    yield name
-    delete_keys(client, name)
 
 
 def stored_eids(client: Any, key: str) -> list[str]:
