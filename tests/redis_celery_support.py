@@ -42,6 +42,20 @@ def redis_client() -> Any:
     return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=0, socket_timeout=10)
 
 
+def client_without_scripts() -> Any:
+    """A client of the local Redis for a server that refuses Lua scripts (a proxy, an ACL)."""
+    import redis
+
+    class NoScripts(redis.Redis):
+        def register_script(self, script: Any) -> Any:
+            def refuse(keys: Any = None, args: Any = None, client: Any = None) -> Any:
+                raise redis.ResponseError("unknown command 'EVALSHA'")
+
+            return refuse
+
+    return NoScripts(host=REDIS_HOST, port=REDIS_PORT)
+
+
 def unique_key(name: str) -> str:
     return f"test:{name}:{uuid.uuid4().hex}"
 

@@ -21,6 +21,7 @@ from snowplow_tracker.redis_worker import RedisWorker, event_identity, slot_key
 
 from .redis_celery_support import (
     Recorder,
+    client_without_scripts,
     derived_keys,
     eids,
     track_many,
@@ -341,20 +342,11 @@ def test_a_worker_outlives_a_redis_that_is_down(key: str) -> None:
 def test_without_lua_scripts_events_move_one_by_one(
     client: Any, key: str, collector: Collector
 ) -> None:
-    import redis
-
-    class NoScripts(redis.Redis):
-        def register_script(self, script: Any) -> Any:
-            def refuse(keys: Any = None, args: Any = None, client: Any = None) -> Any:
-                raise redis.ResponseError("unknown command 'EVALSHA'")
-
-            return refuse
-
     track_many(RedisEmitter(client, key), 30)
     worker = fast_worker(
         Emitter(collector.endpoint, method="post", buffer_size=10),
         key,
-        NoScripts(host="127.0.0.1", port=6379),
+        client_without_scripts(),
         batch_size=10,
     )
     worker.run(install_signal_handlers=False, stop_when_empty=True)

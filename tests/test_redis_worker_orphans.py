@@ -22,6 +22,7 @@ from snowplow_tracker.redis_worker import RedisWorker, slot_key
 from .redis_celery_support import (
     REDIS_HOST,
     REDIS_PORT,
+    client_without_scripts,
     eids,
     track_many,
     wait_until,
@@ -287,15 +288,6 @@ def test_a_refused_scan_leaves_recovery_to_the_workers_set(
 def test_without_lua_scripts_recovery_still_spares_a_live_worker(
     client: Any, key: str, collector: Collector
 ) -> None:
-    import redis
-
-    class NoScripts(redis.Redis):
-        def register_script(self, script: Any) -> Any:
-            def refuse(keys: Any = None, args: Any = None, client: Any = None) -> Any:
-                raise redis.ResponseError("unknown command 'EVALSHA'")
-
-            return refuse
-
     track_many(RedisEmitter(client, key), 10)
     orphan(client, key, "gone", 3)
     busy = orphan(client, key, "busy", 2)
@@ -303,7 +295,7 @@ def test_without_lua_scripts_recovery_still_spares_a_live_worker(
     worker = fast_worker(
         Emitter(collector.endpoint, method="post"),
         key,
-        NoScripts(host=REDIS_HOST, port=REDIS_PORT),
+        client_without_scripts(),
     )
     assert drain(worker)["recovered"] == 3
     assert worker._recover_script is None
