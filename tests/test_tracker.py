@@ -7,18 +7,21 @@ import json
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from snowplow_tracker import (
+    AsyncEmitter,
     InvalidTypeError,
     InvalidValueError,
+    RetryPolicy,
     SelfDescribingJson,
     Subject,
     Tracker,
     __version__,
 )
+from snowplow_tracker.collector import Collector
 from snowplow_tracker.constants import CONTEXT_SCHEMA, UNSTRUCT_EVENT_SCHEMA
 
 from .conftest import ListEmitter
@@ -327,6 +330,48 @@ def test_flush_falls_back_to_flush_without_sync_flush() -> None:
     emitter = OnlyFlush()
     Tracker(emitter).flush()
     assert emitter.flushed == 1
+
+
+def test_flush_passes_what_is_left_of_its_timeout_to_emitters_that_take_one() -> None:
+    class Timed(ListEmitter):
+        timeouts: ClassVar[list[float | None]] = []
+
+        def sync_flush(self, timeout: float | None = None) -> bool:
+            self.timeouts.append(timeout)
+            return True
+
+    class Untimed(ListEmitter):
+        flushed = 0
+
+        def sync_flush(self) -> None:
+            self.flushed += 1
+
+    untimed = Untimed()
+    t = Tracker([Timed(), untimed, Timed()])
+    t.flush(timeout=5)
+    t.flush()
+    first, second, *untimed_calls = Timed.timeouts
+    assert 0 < second <= first <= 5  # one deadline for the whole call
+    assert untimed_calls == [None, None]
+    assert untimed.flushed == 2
+    with pytest.raises(InvalidTypeError, match="timeout"):
+        t.flush(timeout="5")  # type: ignore[arg-type]
+
+
+def test_flush_with_a_timeout_leaves_retrying_events_queued(collector: Collector) -> None:
+    """Against a collector that fails, an AsyncEmitter's flush waits until the retries run
+    out (here: the first after 5 s); with a timeout, Tracker.flush returns first."""
+    collector.respond_with(503)
+    retry = RetryPolicy(backoff_base=5, jitter=False)
+    emitter = AsyncEmitter(collector.endpoint, method="post", retry=retry)
+    t = Tracker(emitter)
+    for n in range(3):
+        t.track_page_view(f"http://x/{n}")
+    assert t.flush(timeout=0.2) is t
+    stats = emitter.stats()
+    assert (stats.sent, stats.failed) == (0, 0)
+    assert stats.queued + stats.in_flight == 3  # still being retried, not given up
+    emitter.close(timeout=0)
 
 
 def test_eids_are_unique_per_event(sink: ListEmitter) -> None:

@@ -180,20 +180,28 @@ class Tracker:
         self.emitters.append(emitter)
         return self
 
-    def flush(self, is_async: bool = False) -> Tracker:
+    def flush(self, is_async: bool = False, timeout: float | None = None) -> Tracker:
         """Send what every emitter has buffered.
 
         By default each emitter sends synchronously (``sync_flush``); with
         ``is_async=True`` each emitter is asked to start sending and the call
         returns at once (``request_flush()`` where an emitter has it, as
         :class:`~snowplow_tracker.emitters.AsyncEmitter` does, else ``flush()``).
+
+        ``timeout`` bounds the whole call, in seconds, for emitters whose flush
+        takes one (this package's do): an ``AsyncEmitter`` retrying against a
+        collector that is down otherwise waits until its retries run out. What
+        is not sent by then stays queued and keeps being retried.
         """
+        if contracts._enabled and timeout is not None:
+            contracts.number("flush()", "timeout", timeout)
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         for emitter in self.emitters:
             if is_async:
                 if not _call_if_present(emitter, "request_flush"):
                     _call_if_present(emitter, "flush")
-            elif not _call_if_present(emitter, "sync_flush"):
-                _call_if_present(emitter, "flush")
+            elif not _call_if_present(emitter, "sync_flush", deadline):
+                _call_if_present(emitter, "flush", deadline)
         return self
 
     # -- the pipeline --------------------------------------------------------------------------
@@ -529,12 +537,26 @@ def _own_pairs(pairs: dict[str, Any]) -> dict[str, Any]:
 # -- checks ------------------------------------------------------------------------------------
 
 
-def _call_if_present(obj: object, name: str) -> bool:
+def _call_if_present(obj: object, name: str, deadline: float | None = None) -> bool:
+    """Call ``obj.name()`` if it exists; with a deadline, pass what is left of it as
+    ``timeout`` where the method takes one (emitters of your own may not)."""
     method = getattr(obj, name, None)
-    if callable(method):
+    if not callable(method):
+        return False
+    if deadline is not None and _takes_timeout(method):
+        method(timeout=max(0.0, deadline - time.monotonic()))
+    else:
         method()
-        return True
-    return False
+    return True
+
+
+def _takes_timeout(method: Any) -> bool:
+    import inspect  # only here: it is slow to import, and only a flush with a timeout needs it
+
+    try:
+        return "timeout" in inspect.signature(method).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
+        return False
 
 
 def _check_emitter(where: str, name: str, value: object) -> None:
