@@ -208,7 +208,7 @@ def test_a_new_connection_that_fails_is_not_retried() -> None:
     srv = scripted(b"", GIF_ANSWER)
     result = RequestsTransport().post(srv.url, b'{"n":"1"}')
     assert result.status is None
-    assert isinstance(result.error, ConnectionError | OSError)
+    assert isinstance(result.error, OSError)
     assert len(srv.requests) == 1
     srv.close()
 
