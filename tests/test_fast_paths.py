@@ -236,7 +236,7 @@ def json_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     [
         {"e": "se", "dtm": "1700000000000", "se_va": "2.5"},
         {"text": 'é \u2028 "quoted" \\ / \n\t\x01', "emoji": "😀"},
-        {"n": [1, -2, 3.25, 1e16, 0.1 + 0.2, True, False, None], "nested": {"a": {}}},
+        {"n": [1, -2, 3.25, 49.95, 0.1 + 0.2, True, False, None], "nested": {"a": {}}},
         {"big": 10**30, 1: "int key"},
     ],
 )
@@ -244,6 +244,14 @@ def json_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 def test_dumps_writes_compact_json_identical_in_both_modes(value: Any) -> None:
     expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     assert payload.dumps(value) == expected
+
+
+@pytest.mark.usefixtures("json_mode")
+def test_floats_in_exponent_form_keep_their_value_in_both_modes() -> None:
+    """The one difference in spelling: orjson writes ``1e-7`` (and, before 3.12, ``1e16``)
+    where json writes ``1e-07`` and ``1e+16``; the numbers read back are the same."""
+    value = {"n": [1e16, 1.5e-7, -2.5e-300, 1.7976931348623157e308]}
+    assert json.loads(payload.dumps(value)) == value
 
 
 @pytest.mark.usefixtures("json_mode")

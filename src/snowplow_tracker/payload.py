@@ -51,7 +51,9 @@ def dumps(value: Any, json_encoder: JsonEncoder = None) -> str:
     bits, non-string keys, datetimes, dataclasses, subclasses of built-in types)
     and every call with a ``json_encoder`` goes through :mod:`json`, so results
     and errors are the same, except that orjson writes NaN and infinities as
-    ``null`` (valid JSON) and serialises ``uuid.UUID`` and ``Enum`` values.
+    ``null`` (valid JSON), spells some floats in exponent form differently
+    (``1e-7`` for ``1e-07``, the same number) and serialises ``uuid.UUID`` and
+    ``Enum`` values.
     """
     if json_encoder is None and use_orjson is not False and (use_orjson or _load_orjson()):
         try:
