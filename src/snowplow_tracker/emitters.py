@@ -607,7 +607,9 @@ class AsyncEmitter(Emitter):
     """Like :class:`Emitter`, but a fixed pool of worker threads sends and retries.
 
     ``track_*`` never waits on the network and any number of threads may
-    track at once. ``thread_count`` daemon workers start on first use; with
+    track at once (a thread that tracks faster than the workers send lets
+    them take a batch, waiting 2 ms at most, once 1 000 events wait).
+    ``thread_count`` daemon workers start on first use; with
     one worker, events are sent in the order they were tracked, retries
     included. Failed requests are retried in the background following
     ``retry`` (default :class:`~snowplow_tracker.retry.RetryPolicy()`), and
