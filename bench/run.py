@@ -270,6 +270,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             replace(s, cases=tuple(c for c in s.cases if c.impl != "upstream")) for s in chosen
         ]
     client_cpu, sink_cpu = cores()
+    if args.unpinned:
+        client_cpu = None  # the cases run wherever the scheduler puts them, as in production
     if any(case.impl == "upstream" for s in chosen for case in s.cases):
         upstream_python()
     skipped = {s.name: reason for s in chosen if (reason := skip_reason(s))}
@@ -463,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--without-upstream", action="store_true", help="leave snowplow-tracker 1.1.0 out"
+    )
+    parser.add_argument(
+        "--unpinned",
+        action="store_true",
+        help="do not pin the cases to one core (the sink stays pinned): closer to production, "
+        "where a tracker's threads may use every core, and noisier",
     )
     parser.add_argument("--out", type=Path, default=None, help="results path without suffix")
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ import requests
 
 from snowplow_tracker import Emitter, Subject, Tracker
 from snowplow_tracker._http import RequestsTransport
-from snowplow_tracker._pool import MAX_IDLE, Pool
+from snowplow_tracker._pool import MAX_IDLE, RECENT_SECONDS, Pool
 
 GIF_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: 3\r\n\r\nGIF"
 
@@ -165,21 +165,39 @@ def test_connection_close_is_honoured() -> None:
     srv.close()
 
 
-def test_a_connection_the_server_closed_while_idle_is_replaced() -> None:
+@pytest.mark.parametrize("idle", ["long", "recent"])
+def test_a_connection_the_server_closed_while_idle_is_replaced(idle: str) -> None:
+    """Idle for a while, a connection is checked before it is reused, and the request goes
+    once, on a new one. Used a moment ago, it is reused unchecked (the check costs a system
+    call on the sending path); closed even so, the request goes again on a new one."""
     srv = scripted(GIF_ANSWER + ScriptedServer.CLOSE)  # answers, then closes the idle connection
     transport = RequestsTransport()
     assert transport.get(srv.url, {"n": "1"}).ok
+    pool = transport._route(srv.url).pool  # type: ignore[union-attr]
     for _ in range(100):  # wait until the close has reached us
-        if srv.connections == 1 and not srv.thread.is_alive():
-            break
-        pool = transport._route(srv.url).pool  # type: ignore[union-attr]
         if pool._idle and pool._idle[0].is_dropped():
             break
         threading.Event().wait(0.01)
+    if idle == "long":
+        pool._idle[0].idle_since -= RECENT_SECONDS
     result = transport.get(srv.url, {"n": "2"})
     assert result.ok, result.describe()
-    assert srv.connections == 2
+    assert (srv.connections, len(srv.requests)) == (2, 2)
     srv.close()
+
+
+def test_a_connection_used_a_moment_ago_is_not_checked(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = RequestsTransport()
+    assert transport.get(server.url, {"n": "1"}).ok
+
+    def no_check(self: Any) -> bool:
+        raise AssertionError("checked a connection used a moment ago")
+
+    monkeypatch.setattr("snowplow_tracker._pool.Connection.is_dropped", no_check)
+    assert transport.get(server.url, {"n": "2"}).ok
+    assert server.connections == 1
 
 
 @pytest.mark.parametrize("method", ["get", "post"])

@@ -20,6 +20,7 @@ import os
 import select
 import socket
 import ssl
+import time
 from collections.abc import Mapping
 from io import BufferedReader
 from typing import Optional, Union
@@ -28,6 +29,10 @@ Timeout = Optional[Union[float, tuple[float, float]]]
 
 #: Idle connections kept per origin (``requests`` keeps 10 per host too).
 MAX_IDLE = 10
+#: A connection idle for less than this is reused without checking that it is still open.
+#: Collectors and load balancers close idle connections after several seconds (Snowplow's
+#: collector and AWS load balancers: 60 s by default).
+RECENT_SECONDS = 1.0
 _MAX_LINE = 65_536
 _MAX_HEADERS = 100
 _CHUNK = 65_536
@@ -50,11 +55,12 @@ class Response:
 class Connection:
     """One socket to the origin and a reader over it."""
 
-    __slots__ = ("reader", "sock")
+    __slots__ = ("idle_since", "reader", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader: BufferedReader = sock.makefile("rb")
+        self.idle_since = 0.0  # time.monotonic() when it went back to the pool
 
     def exchange(self, request: bytes) -> Response:
         self.sock.sendall(request)
@@ -116,6 +122,7 @@ class Pool:
             conn.close()
             raise
         if response.keep_alive and len(self._idle) < MAX_IDLE:
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)  # list.append and list.pop are atomic: no lock needed
         else:
             conn.close()
@@ -144,7 +151,11 @@ class Pool:
                 conn = self._idle.pop()
             except IndexError:
                 return self._connect(), False
-            if not conn.is_dropped():
+            # Checking costs a system call, and a sending thread that gives up the GIL for
+            # it may wait for a busy producer thread to give it back: a connection used a
+            # moment ago is taken as it is (if the server closed it even so, the request
+            # goes again on a new one).
+            if time.monotonic() - conn.idle_since < RECENT_SECONDS or not conn.is_dropped():
                 return conn, True
             conn.close()
 
