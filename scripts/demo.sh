@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv and run the demo: the release-note examples against the built-in local collector.
+# Set up .venv and run the demo: every event type through each emitter, GET and POST, into the
+# built-in local collector, then what arrived and whether it validated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
