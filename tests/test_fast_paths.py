@@ -402,3 +402,17 @@ def test_json_that_cannot_be_utf_8_is_refused_at_the_call(base64: bool, encoder:
         )
     assert emitter.buffer == []
     emitter.close()
+
+
+def test_several_own_emitters_each_get_their_own_dict_of_strings() -> None:
+    first, second = Spy(), Spy()
+    Tracker([first, second], namespace="ns").track_struct_event("c", "a", value=1.5)
+    assert first.events == second.events
+    assert first.events[0] is not second.events[0]
+    assert first.events[0]["se_va"] == "1.5"
+    mixed = Recorder()
+    Tracker([first, mixed]).track_struct_event("c", "a", value=2)  # one not ours: raw values
+    assert mixed.events[0]["se_va"] == 2
+    assert first.events[-1]["se_va"] == "2"
+    first.close()
+    second.close()
