@@ -358,6 +358,24 @@ def test_flush_passes_what_is_left_of_its_timeout_to_emitters_that_take_one() ->
         t.flush(timeout="5")  # type: ignore[arg-type]
 
 
+def test_flush_with_a_timeout_calls_an_emitter_without_a_signature_plainly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Plain(ListEmitter):
+        flushed = 0
+
+        def sync_flush(self) -> None:
+            self.flushed += 1
+
+    def no_signature(obj: Any) -> Any:
+        raise ValueError("no signature found for builtin")
+
+    emitter = Plain()
+    monkeypatch.setattr("inspect.signature", no_signature)
+    Tracker(emitter).flush(timeout=1)
+    assert emitter.flushed == 1
+
+
 def test_flush_with_a_timeout_leaves_retrying_events_queued(collector: Collector) -> None:
     """Against a collector that fails, an AsyncEmitter's flush waits until the retries run
     out (here: the first after 5 s); with a timeout, Tracker.flush returns first."""

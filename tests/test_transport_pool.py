@@ -222,6 +222,18 @@ def test_a_kept_connection_the_server_drops_as_it_is_reused_is_retried_once(
     srv.close()
 
 
+def test_the_retry_on_a_new_connection_is_made_once() -> None:
+    srv = scripted(GIF_ANSWER, b"", b"")  # the reused connection and the new one: no answer
+    transport = RequestsTransport()
+    assert transport.post(srv.url, b'{"n":"1"}').ok
+    result = transport.post(srv.url, b'{"n":"2"}')
+    assert result.status is None
+    assert isinstance(result.error, OSError)
+    assert (srv.connections, len(srv.requests)) == (2, 3)
+    assert transport.post(srv.url, b'{"n":"3"}').ok  # and the pool recovers
+    srv.close()
+
+
 def test_a_new_connection_that_fails_is_not_retried() -> None:
     srv = scripted(b"", GIF_ANSWER)
     result = RequestsTransport().post(srv.url, b'{"n":"1"}')
