@@ -93,7 +93,7 @@ class CeleryEmitter(Emitter):
             self._handover_failed(batch, exc)
             return False
         self._count("handed_over", len(batch))
-        self._notify(len(batch), [])
+        self._report(len(batch), [])
         return True
 
     def sync_flush(self, timeout: float | None = None) -> bool:
@@ -115,7 +115,7 @@ class CeleryEmitter(Emitter):
         self._count("failed", len(batch))
         if self.on_failure is not None:
             logger.warning("Celery broker refused %d event(s): %s", len(batch), exc)
-            self._notify(0, batch)
+            self._report(0, batch)
             return
         logger.warning(
             "Celery broker refused %d event(s), kept for next flush: %s", len(batch), exc
@@ -128,16 +128,6 @@ class CeleryEmitter(Emitter):
                 self._counts["dropped"] += excess
         if excess > 0:
             logger.error("Celery broker unreachable: dropped %d buffered event(s)", excess)
-
-    def _notify(self, sent: int, unsent: list[dict[str, str]]) -> None:
-        try:
-            if unsent:
-                if self.on_failure is not None:
-                    self.on_failure(sent, unsent)
-            elif self.on_success is not None:
-                self.on_success(sent)
-        except Exception:
-            logger.exception("an emitter callback raised; the exception was ignored")
 
     def _count(self, name: str, n: int) -> None:
         with self._celery_lock:

@@ -27,7 +27,8 @@ def takes_strings(cls: _Class) -> _Class:
 
 
 def all_take_strings(emitters: list[Any]) -> bool:
-    """Whether every emitter takes fresh string dicts (see the module docstring)."""
-    if len(emitters) == 1:  # the usual case, without a generator
-        return getattr(emitters[0].input, "__func__", None) in STRING_INPUTS
+    """Whether every emitter takes fresh string dicts (see the module docstring).
+
+    The Tracker makes the same check inline for its usual single emitter.
+    """
     return all(getattr(emitter.input, "__func__", None) in STRING_INPUTS for emitter in emitters)

@@ -107,20 +107,12 @@ class Pool:
         """
         conn, reused = self._checkout()
         try:
-            response = conn.exchange(request)
+            response = _exchange(conn, request)
         except _STALE:
-            conn.close()
             if not reused:
                 raise
             conn = self._connect()
-            try:
-                response = conn.exchange(request)
-            except BaseException:
-                conn.close()
-                raise
-        except BaseException:
-            conn.close()
-            raise
+            response = _exchange(conn, request)
         if response.keep_alive and len(self._idle) < MAX_IDLE:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)  # list.append and list.pop are atomic: no lock needed
@@ -170,6 +162,15 @@ class Pool:
             sock.close()
             raise
         return Connection(sock)
+
+
+def _exchange(conn: Connection, request: bytes) -> Response:
+    """``conn.exchange(request)``, closing the connection if it fails in any way."""
+    try:
+        return conn.exchange(request)
+    except BaseException:
+        conn.close()
+        raise
 
 
 def header_block(host: str, headers: Mapping[str, str]) -> str:

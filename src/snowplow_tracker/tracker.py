@@ -208,14 +208,7 @@ class Tracker:
 
     def track(self, pb: Payload) -> Tracker:
         """Hand a finished payload to every emitter."""
-        pairs = pb.nv_pairs
-        emitters = self.emitters
-        if len(emitters) == 1:
-            emitters[0].input(pairs)
-        else:
-            # Each emitter gets its own dict, so one that keeps or edits it cannot affect another.
-            for emitter in emitters:
-                emitter.input(dict(pairs))
+        _hand_over(self.emitters, pb.nv_pairs)
         return self
 
     def complete_payload(self, pb: Payload, context: Contexts, tstamp: Timestamp) -> Tracker:
@@ -229,7 +222,7 @@ class Tracker:
 
     def _add_contexts(self, pb: Payload, context: Contexts) -> None:
         if context:
-            envelope = {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
+            envelope = _contexts_envelope(context)
             pb.add_json(envelope, self.encode_base64, "cx", "co", self.json_encoder)
 
     def _emit(self, pairs: dict[str, Any], context: Contexts, tstamp: Timestamp) -> Tracker:
@@ -269,8 +262,7 @@ class Tracker:
         else:
             pairs["dtm"] = str(Tracker.get_timestamp(tstamp))
         if context:
-            envelope = {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
-            self._put_json(pairs, envelope, "cx", "co")
+            self._put_json(pairs, _contexts_envelope(context), "cx", "co")
         own, subject = self.standard_nv_pairs, self.subject.standard_nv_pairs
         cached = self._standard_cache
         if cached is None or cached[0] != own or cached[1] != subject:
@@ -290,15 +282,10 @@ class Tracker:
         pairs["eid"] = Tracker.get_uuid()
         pairs["dtm"] = Tracker.get_timestamp(tstamp)
         if context:
-            envelope = {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
-            self._put_json(pairs, envelope, "cx", "co")
+            self._put_json(pairs, _contexts_envelope(context), "cx", "co")
         _merge(pairs, self.standard_nv_pairs)
         _merge(pairs, self.subject.standard_nv_pairs)
-        if len(emitters) == 1:
-            emitters[0].input(pairs)
-        else:
-            for emitter in emitters:
-                emitter.input(dict(pairs))
+        _hand_over(emitters, pairs)
         return self
 
     def _cache_standard_strings(
@@ -524,6 +511,21 @@ class Tracker:
 _COMPLETE_PAYLOAD = Tracker.complete_payload
 _GET_TIMESTAMP = Tracker.get_timestamp
 _TRACK = Tracker.track
+
+
+def _contexts_envelope(context: Sequence[SelfDescribing]) -> dict[str, Any]:
+    """The contexts 1-0-1 self-describing JSON around an event's entities."""
+    return {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
+
+
+def _hand_over(emitters: Sequence[EmitterLike], pairs: dict[str, Any]) -> None:
+    """``input(pairs)`` on every emitter, as 0.5.0 did."""
+    if len(emitters) == 1:
+        emitters[0].input(pairs)
+    else:
+        # Each emitter gets its own dict, so one that keeps or edits it cannot affect another.
+        for emitter in emitters:
+            emitter.input(dict(pairs))
 
 
 def _own_pairs(pairs: dict[str, Any]) -> dict[str, Any]:

@@ -99,6 +99,18 @@ def _source_and_context(payload: CollectorPayload) -> dict[str, Any]:
     }
 
 
+def _request_fields(payload: CollectorPayload) -> dict[str, Any]:
+    """Where the request came from, as the bad-row payloads spell it (flat, in this order)."""
+    return {
+        "hostname": payload.hostname,
+        "timestamp": _iso(payload),
+        "ipAddress": payload.ip,
+        "useragent": payload.useragent,
+        "refererUri": payload.referer,
+        "headers": _headers(payload),
+    }
+
+
 def _querystring(payload: CollectorPayload) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in parse_qsl(payload.query, keep_blank_values=True)]
 
@@ -141,12 +153,7 @@ def _event_row(event: Event) -> dict[str, Any]:
         "contentType": payload.content_type,
         "loaderName": "thrift",
         "encoding": "UTF-8",
-        "hostname": payload.hostname,
-        "timestamp": _iso(payload),
-        "ipAddress": payload.ip,
-        "useragent": payload.useragent,
-        "refererUri": payload.referer,
-        "headers": _headers(payload),
+        **_request_fields(payload),
         "userId": payload.network_userid,
     }
     return {
@@ -203,12 +210,7 @@ def _payload_row(failure: PayloadFailure) -> dict[str, Any]:
             "body": _body_text(payload),
             "collector": SOURCE_NAME[:32],
             "encoding": "UTF-8",
-            "hostname": payload.hostname,
-            "timestamp": _iso(payload),
-            "ipAddress": payload.ip,
-            "useragent": payload.useragent,
-            "refererUri": payload.referer,
-            "headers": _headers(payload),
+            **_request_fields(payload),
             "networkUserId": payload.network_userid,
         },
     }
