@@ -38,6 +38,31 @@ def test_quick_benchmark_runs_and_reports_every_case(tmp_path: Path) -> None:
     assert "POST end to end, sync Emitter" in table
 
 
+def test_every_other_scenario_runs_and_delivers(tmp_path: Path) -> None:
+    """The issue's other scenarios: AsyncEmitter POST, one entity per event, 16 threads,
+    Redis enqueue and drain (skipped, with its reason, without a Redis server), collector
+    ingest with validation, and import time."""
+    out = tmp_path / "rest"
+    names = "post-async,context,threads16,redis,collector,import"
+    command = [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--without-upstream"]
+    command += ["--scenarios", names, "--events", "300", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    report = json.loads(out.with_suffix(".json").read_text())
+    ran = {s["name"]: {c["label"]: c for c in s["cases"]} for s in report["scenarios"]}
+    assert set(ran) | set(report["skipped"]) == set(names.split(","))
+    assert set(report["skipped"]) <= {"redis"}
+    for name, cases in ran.items():
+        assert all(case["ratio"] > 0 for case in cases.values()), name
+        if name != "import":
+            assert all(case["all_delivered"] for case in cases.values()), name
+            assert all(case["failed"] == 0 for case in cases.values()), name
+    assert {"reference", "ours"} <= set(ran["post-async"])
+    assert {"collector ingest", "collector ingest, SQLite"} <= set(ran["collector"])
+    assert set(ran["import"]) == {"import requests", "ours"}
+
+
 def test_sink_counts_post_and_get_events() -> None:
     """The sink the benchmark relies on answers at once and counts what it received."""
     import http.client
