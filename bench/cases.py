@@ -156,13 +156,18 @@ class Failures:
         self.count += unsent if isinstance(unsent, int) else len(unsent)
 
 
+#: Where "ours" is imported from: this checkout, or another one (``--src``: the code before a
+#: change, for ``run.py --before``).
+SRC = REPO / "src"
+
+
 def load_package(impl: str) -> Any:
     if impl == "ours":
-        sys.path.insert(0, str(REPO / "src"))
+        sys.path.insert(0, str(SRC))
     import snowplow_tracker
 
     where = Path(snowplow_tracker.__file__).resolve()
-    if (impl == "ours") != (REPO / "src" in where.parents):
+    if (impl == "ours") != (SRC.resolve() in where.parents):
         raise SystemExit(f"{impl}: imported the wrong snowplow_tracker from {where}")
     return snowplow_tracker
 
@@ -384,7 +389,7 @@ def drain(sp: Any, args: argparse.Namespace, rdb: Any, key: str) -> dict[str, An
 def run_import(args: argparse.Namespace) -> dict[str, Any]:
     """The best of a few cold ``import`` timings, each in a fresh interpreter."""
     module = "requests" if args.impl == "requests" else "snowplow_tracker"
-    path = str(REPO / "src") if args.impl == "ours" else ""
+    path = str(SRC) if args.impl == "ours" else ""
     code = (
         "import sys,time\n"
         f"if {path!r}: sys.path.insert(0, {path!r})\n"
@@ -426,7 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-queue-size", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--src", type=Path, default=None, help="import ours from this src/")
     args = parser.parse_args(argv)
+    if args.src is not None:
+        global SRC
+        SRC = args.src
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
     if args.scenario == "memory":

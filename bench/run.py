@@ -5,6 +5,7 @@ Usage (from the repository root)::
     python bench/run.py             # every scenario, 5 rounds -> bench/results/results.{json,md}
     python bench/run.py --quick     # few events, 1 round: a smoke test -> bench/results/quick.*
     python bench/run.py --scenarios post,get --rounds 7
+    python bench/run.py --before f4f4766 --scenarios build,post --without-upstream
 
 Run it with the project's environment (``.venv/bin/python bench/run.py``). The
 first run creates ``bench/.venv-upstream`` with snowplow-tracker 1.1.0 from
@@ -14,6 +15,11 @@ case of a scenario once, in the same order (A B C A B C ...), each in a fresh
 process (``bench/cases.py``), and every case is reported as a ratio to the
 reference measured in the same round: median and spread (min-max) over rounds.
 Speed is only ever checked here, never by timed assertions in tests.
+
+``--before REV`` also runs, alternating with every case of ours, the same case
+on this repository's code at ``REV`` (a git worktree in ``bench/.before-REV``),
+with the same options; a POST case that relies on the default batch is given
+``--buffer-size 10`` (ours' default) there, so each pair sends the same batches.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ SCENARIOS = (
         "POST end to end, AsyncEmitter",
         100_000,
         500,
-        (REF, OURS, UP),
+        (REF, OURS, Case("ours", "ours buffer_size=100", ("--buffer-size", "100")), UP),
         target=">= 1.3",
     ),
     Scenario("get", "GET, one request per event", 3_000, 100, (REF, OURS, UP), target=">= 0.9"),
@@ -263,8 +269,43 @@ def derive(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def before_source(rev: str) -> Path:
+    """``src/`` of this repository at ``rev``, checked out once into ``bench/.before-REV``."""
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", rev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tree = BENCH / f".before-{sha}"
+    if not tree.exists():
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), sha], check=True
+        )
+    return tree / "src"
+
+
+def with_before(scenario: Scenario, src: Path) -> Scenario:
+    """Each of ours' cases followed by its twin on the code before."""
+    cases: list[Case] = []
+    for case in scenario.cases:
+        cases.append(case)
+        if case.impl == "ours" and scenario.name not in ("redis", "import", "memory"):
+            options = case.options
+            if "--buffer-size" not in options and scenario.name not in ("build", "get"):
+                options = (*options, "--buffer-size", "10")
+            label = "before" + case.label.removeprefix("ours")
+            if options != case.options and "buffer_size" not in label:
+                label += " buffer_size=10"
+            cases.append(Case("ours", label, (*options, "--src", str(src))))
+    return replace(scenario, cases=tuple(cases))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     chosen = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios]
+    if args.before:
+        src = before_source(args.before)
+        chosen = [with_before(s, src) for s in chosen]
     if args.without_upstream:
         chosen = [
             replace(s, cases=tuple(c for c in s.cases if c.impl != "upstream")) for s in chosen
@@ -473,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
         "where a tracker's threads may use every core, and noisier",
     )
     parser.add_argument("--out", type=Path, default=None, help="results path without suffix")
+    parser.add_argument(
+        "--before", default=None, help="also run each of ours' cases on the code at this git rev"
+    )
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 5)
     known = {s.name for s in SCENARIOS}

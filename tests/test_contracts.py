@@ -104,7 +104,6 @@ BAD: list[tuple[str, str, Any, type[Exception]]] = [
 ]
 for _method in VALID:
     BAD += [
-        (_method, "context", [], V),
         (_method, "context", {"schema": LINK, "data": {}}, T),
         (_method, "context", [{"schema": "bad", "data": {}}], V),
         (_method, "context", ["x"], T),
@@ -132,6 +131,14 @@ def test_bad_input_raises_a_clear_error_naming_call_and_parameter(
     assert message.startswith(method + "()")
     assert name.split("_")[0] in message
     assert isinstance(info.value, ContractError) and isinstance(info.value, SnowplowError)
+
+
+@pytest.mark.parametrize("method", sorted(VALID))
+def test_an_empty_context_list_means_no_context(method: str) -> None:
+    # 1.x code passes context=[] (its events default to it); 0.5.0 refused it.
+    sink = ListEmitter()
+    getattr(Tracker(sink), method)(**{**VALID[method], "context": []})
+    assert sink.events and not any("cx" in event for event in sink.events)
 
 
 def test_screen_view_needs_a_name_or_an_id() -> None:

@@ -178,14 +178,14 @@ def test_failures_are_logged_as_warnings(
 
 
 def test_buffer_size_defaults() -> None:
-    """GET sends each event; POST batches 100 (0.5.0 batched 10: see the CHANGELOG)."""
+    """GET sends each event; POST batches 10, as 0.4.0, 0.5.0 and 1.x do."""
     assert Emitter("localhost").buffer_size == 1
-    assert Emitter("localhost", method="post").buffer_size == 100
-    assert AsyncEmitter("localhost", method="post").buffer_size == 100
+    assert Emitter("localhost", method="post").buffer_size == 10
+    assert AsyncEmitter("localhost", method="post").buffer_size == 10
     assert Emitter("localhost", method="post", buffer_size=3).buffer_size == 3
 
 
-@pytest.mark.parametrize(("buffer_size", "expected"), [(None, 100), (10, 10)])
+@pytest.mark.parametrize(("buffer_size", "expected"), [(None, 10), (100, 100)])
 def test_post_buffers_until_full(
     collector: Collector, buffer_size: int | None, expected: int
 ) -> None:
@@ -200,8 +200,8 @@ def test_post_buffers_until_full(
     assert emitter.buffer == []
 
 
-def test_a_default_post_batch_still_respects_byte_limit(collector: Collector) -> None:
-    emitter = Emitter(collector.endpoint, method="post", byte_limit=8_000)
+def test_a_full_post_batch_still_respects_byte_limit(collector: Collector) -> None:
+    emitter = Emitter(collector.endpoint, method="post", buffer_size=100, byte_limit=8_000)
     t = Tracker(emitter)
     for index in range(100):
         t.track_page_view(f"http://x/{index}", "a title " * 10)

@@ -22,10 +22,28 @@ logger.setLevel(logging.INFO)
 logger.addHandler(logging.NullHandler())
 
 from ._delivery import DeliveryStats  # noqa: E402
+from ._sent import SentEvents  # noqa: E402
 from ._version import __version__, __version_info__  # noqa: E402
+from .configuration import EmitterConfiguration, TrackerConfiguration  # noqa: E402
 from .contracts import contracts_enabled, disable_contracts, enable_contracts  # noqa: E402
 from .emitters import AsyncEmitter, CeleryEmitter, Emitter, RedisEmitter  # noqa: E402
 from .event_store import EventStore, MemoryEventStore, SQLiteEventStore  # noqa: E402
+from .events import (  # noqa: E402
+    AddToCart,
+    EcommerceTransaction,
+    EcommerceTransactionItem,
+    Event,
+    FormChange,
+    FormSubmit,
+    LinkClick,
+    PagePing,
+    PageView,
+    RemoveFromCart,
+    ScreenView,
+    SelfDescribing,
+    SiteSearch,
+    StructuredEvent,
+)
 from .exceptions import (  # noqa: E402
     ContractError,
     EmitterClosedError,
@@ -37,30 +55,49 @@ from .exceptions import (  # noqa: E402
 from .payload import Payload  # noqa: E402
 from .retry import RetryPolicy  # noqa: E402
 from .self_describing_json import SelfDescribingJson  # noqa: E402
+from .snowplow import Snowplow  # noqa: E402
 from .subject import Subject  # noqa: E402
 from .tracker import Tracker  # noqa: E402
 
 __all__ = [
+    "AddToCart",
     "AsyncEmitter",
     "AsyncioEmitter",
     "CeleryEmitter",
     "ContractError",
     "DeliveryStats",
+    "EcommerceTransaction",
+    "EcommerceTransactionItem",
     "Emitter",
     "EmitterClosedError",
+    "EmitterConfiguration",
+    "Event",
     "EventStore",
+    "FormChange",
+    "FormSubmit",
     "InvalidTypeError",
     "InvalidValueError",
+    "LinkClick",
     "MemoryEventStore",
     "MissingExtraError",
+    "PagePing",
+    "PageView",
     "Payload",
     "RedisEmitter",
+    "RemoveFromCart",
     "RetryPolicy",
     "SQLiteEventStore",
+    "ScreenView",
+    "SelfDescribing",
     "SelfDescribingJson",
+    "SentEvents",
+    "SiteSearch",
+    "Snowplow",
     "SnowplowError",
+    "StructuredEvent",
     "Subject",
     "Tracker",
+    "TrackerConfiguration",
     "__version__",
     "__version_info__",
     "contracts_enabled",

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Optional, Protocol, Union
 
+from ._sent import SentEvents
 from ._values import Value
 from .event_store import (
     EventStore,
@@ -631,14 +632,15 @@ class DeliveryCore:
 
     def finish(self, batch: Batch, outcome: Outcome) -> None:
         """Account for a delivered batch and report its final outcomes once."""
-        sent_keys, failed, abandoned = [], [], []
+        sent_keys, sent, failed, abandoned = [], [], [], []
         reasons: dict[str, int] = {}
         statuses = outcome.statuses
         if statuses.count(SENT) == len(statuses):  # the common case, without a loop
-            sent_keys, statuses = batch.keys, []
+            sent_keys, sent, statuses = batch.keys, batch.events, []
         for key, event, status in zip(batch.keys, batch.events, statuses):
             if status == SENT:
                 sent_keys.append(key)
+                sent.append(event)
             elif status == ABANDONED:
                 abandoned.append(key)
             else:
@@ -649,7 +651,7 @@ class DeliveryCore:
         if summary:
             logger.warning(summary)
         if not batch.written_off and (sent_keys or failed):
-            self._call_report(len(sent_keys), [event for _, event in failed])
+            self._call_report(SentEvents(sent), [event for _, event in failed])
         with self.lock:
             # Only now is the batch done: a flush() returns after its callback has run.
             self.in_flight.pop(batch.id, None)

@@ -11,8 +11,7 @@ from typing import Any
 
 from . import contracts
 from ._extras import require
-from ._handoff import takes_strings
-from .emitters import stringify  # defined before emitters.py imports this module
+from .emitters import as_strings  # defined before emitters.py imports this module
 from .payload import dumps
 from .typing import FailureCallback
 
@@ -39,7 +38,6 @@ def default_client(url: str | None = None) -> Any:
     )
 
 
-@takes_strings
 class RedisEmitter:
     """Appends each event to the Redis list ``key`` as one JSON string (every value a string).
 
@@ -85,9 +83,9 @@ class RedisEmitter:
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Store one event; return when it is in Redis (or has failed and been reported)."""
-        self._input_strings(stringify(payload))
+        self._queue_event(as_strings(payload))
 
-    def _input_strings(self, event: dict[str, str]) -> None:
+    def _queue_event(self, event: dict[str, str]) -> None:
         data = dumps(event)
         with self._cond:
             self._pending.append((data, event))

@@ -17,7 +17,6 @@ from typing import Any
 from . import _lifecycle, contracts
 from ._delivery import ABANDONED, Batch, Clock, Outcome, deliver, logger, run_async, units_for
 from ._extras import require
-from ._handoff import takes_strings
 from ._http import SendResult, Timeout, parse_retry_after
 from .constants import DEFAULT_REQUEST_TIMEOUT, POST_CONTENT_TYPE
 from .contracts import fail_value
@@ -27,8 +26,8 @@ from .emitters import (
     MAX_BATCH_EVENTS,
     Emitter,
     _now_ms,
+    as_strings,
     post_body,
-    stringify,
 )
 from .event_store import EventStore, Record, decode_record
 from .retry import RetryPolicy
@@ -37,7 +36,6 @@ from .typing import FailureCallback, SuccessCallback
 _POST_HEADERS = {"Content-Type": POST_CONTENT_TYPE}
 
 
-@takes_strings
 class AsyncioEmitter(Emitter):
     """Queues events without blocking the event loop; an asyncio task sends and retries them.
 
@@ -125,9 +123,9 @@ class AsyncioEmitter(Emitter):
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event and wake the sending task; never blocks the loop."""
-        self._input_strings(stringify(payload))
+        self._queue_event(as_strings(payload))
 
-    def _input_strings(self, event: dict[str, str]) -> None:
+    def _queue_event(self, event: dict[str, str]) -> None:
         if self._closed:
             self._core.drop([event], "closed")
             return

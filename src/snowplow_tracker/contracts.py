@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sized
+from typing import Any, NoReturn
 
-from .exceptions import InvalidTypeError, InvalidValueError
+from .exceptions import ContractError, InvalidTypeError, InvalidValueError
+from .typing import FORM_NODE_NAMES, FORM_TYPES
 
 _enabled = True
 
@@ -53,14 +54,40 @@ def _describe(value: object) -> str:
 
 
 def fail_type(where: str, name: str, expected: str, value: object) -> NoReturn:
-    raise InvalidTypeError(f"{where}: {name} must be {expected}, got {_describe(value)}")
+    raise _labelled(InvalidTypeError, where, f"{name} must be {expected}, got {_describe(value)}")
 
 
 def fail_value(where: str, name: str, expected: str, value: object) -> NoReturn:
-    raise InvalidValueError(f"{where}: {name} must be {expected}, got {_describe(value)}")
+    raise _labelled(InvalidValueError, where, f"{name} must be {expected}, got {_describe(value)}")
 
 
-def non_empty_string(where: str, name: str, value: object) -> None:
+def _labelled(cls: type[ContractError], where: str, text: str) -> ContractError:
+    error = cls(f"{where}: {text}")
+    error.where = where
+    error.text = text
+    return error
+
+
+def relabel(
+    error: ContractError, where: str, renamed: Mapping[str, str] | None = None
+) -> ContractError:
+    """``error`` as raised by ``where``: an event class checked for a ``track_*`` method,
+    whose parameters ``renamed`` maps to the method's names."""
+    text = error.text
+    if not text or error.where == where:
+        return error
+    for old, new in (renamed or {}).items():
+        text = text.replace(old, new)
+    return _labelled(type(error), where, text)
+
+
+def non_empty_string(*args: Any) -> None:
+    """``(where, name, value)``; the 1.x form ``non_empty_string(value)`` works too."""
+    if len(args) != 3:
+        if not _enabled:
+            return
+        args = ("non_empty_string()", "value", *args)
+    where, name, value = args
     if not isinstance(value, str):
         fail_type(where, name, "a non-empty string", value)
     if not value:
@@ -96,9 +123,15 @@ def integer(where: str, name: str, value: object, *, minimum: int | None = None)
         fail_value(where, name, f"an int >= {minimum}", value)
 
 
-def one_of(where: str, name: str, value: object, choices: Collection[str]) -> None:
+def one_of(*args: Any) -> None:
+    """``(where, name, value, choices)``; the 1.x form ``one_of(value, supported)`` works too."""
+    if len(args) != 4:
+        if not _enabled:
+            return
+        args = ("one_of()", "value", *args)
+    where, name, value, choices = args
     if value not in choices:
-        fail_value(where, name, "one of " + ", ".join(sorted(choices)), value)
+        fail_value(where, name, "one of " + ", ".join(sorted(map(str, choices))), value)
 
 
 def optional_callable(where: str, name: str, value: object) -> None:
@@ -174,4 +207,52 @@ def mapping(where: str, name: str, value: object) -> None:
         fail_type(where, name, "a dict", value)
 
 
-__all__ = ["contracts_enabled", "disable_contracts", "enable_contracts"]
+# -- the 1.x helpers: a check of one value, skipped while contracts are disabled --------------
+
+
+def greater_than(value: Any, compared_to: Any) -> None:
+    """1.x: ``value > compared_to``, else :class:`InvalidValueError`."""
+    if _enabled and not value > compared_to:
+        fail_value("greater_than()", "value", f"greater than {compared_to!r}", value)
+
+
+def non_empty(seq: Sized) -> None:
+    """1.x: a sequence with at least one item."""
+    if _enabled and len(seq) == 0:
+        fail_value("non_empty()", "value", "non-empty", seq)
+
+
+def satisfies(value: Any, check: Callable[[Any], bool]) -> None:
+    """1.x: ``check(value)`` is true."""
+    if _enabled and not check(value):
+        fail_value("satisfies()", "value", "accepted by the check", value)
+
+
+def form_element(element: Any, where: str = "form_element()", name: str = "element") -> None:
+    """1.x: a submit_form/change_form element: ``name``, ``value``, a known ``nodeName``
+    and, if present, a known ``type``."""
+    if not _enabled:
+        return
+    if not isinstance(element, Mapping):
+        fail_type(where, name, "a dict", element)
+    missing = [key for key in ("name", "value", "nodeName") if key not in element]
+    if missing:
+        fail_value(where, name, f"a dict with {', '.join(missing)}", element)
+    one_of(where, f'{name}["nodeName"]', element["nodeName"], FORM_NODE_NAMES)
+    if "type" in element:
+        one_of(where, f'{name}["type"]', element["type"], FORM_TYPES)
+
+
+__all__ = [
+    "FORM_NODE_NAMES",
+    "FORM_TYPES",
+    "contracts_enabled",
+    "disable_contracts",
+    "enable_contracts",
+    "form_element",
+    "greater_than",
+    "non_empty",
+    "non_empty_string",
+    "one_of",
+    "satisfies",
+]

@@ -41,8 +41,8 @@ from ._delivery import (
     run_sync,
     units_for,
 )
-from ._handoff import takes_strings
 from ._http import RequestsTransport, SendResult, Timeout, new_session
+from ._v1_options import V1Options, as_store
 from .constants import (
     DEFAULT_BYTE_LIMIT,
     DEFAULT_REQUEST_TIMEOUT,
@@ -67,11 +67,11 @@ logger = logging.getLogger(__name__)
 
 Event = dict[str, str]
 
-#: POST ``buffer_size`` by default: events per request (0.4.0/0.5.0 sent 10). Each request
-#: costs a round trip the sync Emitter waits for in the tracking thread, so 100 events per
-#: request cost a tenth of 10; ``byte_limit`` still bounds every body. ``buffer_size=10``
-#: restores 0.5.0's batches.
-DEFAULT_MAX_LENGTH = 100
+#: POST ``buffer_size`` by default: events per request, as 0.4.0, 0.5.0 and 1.x send them.
+#: Each request costs a round trip the sync Emitter waits for in the tracking thread: for
+#: throughput, ``buffer_size=100`` sends a tenth as many (``byte_limit`` bounds every body).
+DEFAULT_MAX_LENGTH = 10
+
 #: Events a queue holds at most by default; the overflow policy decides what gives.
 DEFAULT_MAX_QUEUE_SIZE = 10_000
 #: Seconds the exit flush (and ``close()`` without a timeout) may take by default.
@@ -104,7 +104,17 @@ def stringify(payload: Mapping[str, Any]) -> Event:
     return {k: v if type(v) is str else str(v) for k, v in payload.items() if v is not None}
 
 
-@takes_strings
+_STR_ONLY = {str}
+
+
+def as_strings(payload: Mapping[str, Any]) -> Event:
+    """``payload`` itself when it is a dict whose values are all strings (what a Tracker
+    hands over), else a :func:`stringify` copy. Emitters never change the dict they get."""
+    if payload.__class__ is dict and set(map(type, payload.values())) <= _STR_ONLY:
+        return payload
+    return stringify(payload)
+
+
 class Emitter:
     """Sends events to a collector synchronously, in the thread that tracks them.
 
@@ -140,50 +150,64 @@ class Emitter:
     def __init__(
         self,
         endpoint: str,
-        protocol: str = "http",
+        protocol: str | None = None,
         port: int | None = None,
-        method: str = "get",
+        method: str | None = None,
         buffer_size: int | None = None,
         on_success: SuccessCallback | None = None,
         on_failure: FailureCallback | None = None,
         *,
-        request_timeout: Timeout | None = DEFAULT_REQUEST_TIMEOUT,
-        session: requests.Session | None = None,
+        batch_size: int | None = None,
         byte_limit: int | None = None,
+        request_timeout: Timeout | None = DEFAULT_REQUEST_TIMEOUT,
+        max_retry_delay_seconds: float | None = None,
+        buffer_capacity: int | None = None,
+        custom_retry_codes: Mapping[int, bool] | None = None,
+        event_store: Any = None,
+        session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
         flush_interval: float | None = None,
-        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        max_queue_size: int | None = None,
         overflow: str = "drop_oldest",
         block_timeout: float = 1.0,
         max_event_bytes: int | None = None,
-        event_store: EventStore | None = None,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         clock: Clock | None = None,
+        defaults: str | None = None,
     ) -> None:
+        options = V1Options(
+            batch_size, buffer_capacity, custom_retry_codes, max_retry_delay_seconds, defaults
+        )
+        protocol, method = options.protocol(protocol), options.method(method)
         if contracts._enabled:
             _check_emitter_args(endpoint, protocol, port, method, buffer_size, byte_limit)
             contracts.optional_callable("Emitter()", "on_success", on_success)
             contracts.optional_callable("Emitter()", "on_failure", on_failure)
             _check_delivery_args(retry, flush_interval, max_queue_size, overflow, exit_timeout)
+        #: "0.5" or "1.x": whose defaults this emitter took (decided here, once).
+        self.defaults = options.defaults
         self.endpoint = Emitter.as_collector_uri(endpoint, protocol, port, method)
         self.method = method
-        self.buffer_size = buffer_size or (1 if method == "get" else DEFAULT_MAX_LENGTH)
+        self.buffer_size = options.buffer_size(buffer_size, method)
         self.byte_limit = byte_limit or (DEFAULT_BYTE_LIMIT if method == "post" else None)
         self.on_success = on_success
         self.on_failure = on_failure
         self.request_timeout = request_timeout
-        self.retry = retry if retry is not None else self._default_retry()
+        self.custom_retry_codes = dict(custom_retry_codes or {})
+        self.max_retry_delay_seconds = options.max_retry_delay
+        self.retry = retry if retry is not None else options.retry(self._default_retry())
         self.flush_interval = flush_interval
         self.exit_timeout = exit_timeout
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._session = session
         self._transport = RequestsTransport(session, request_timeout or None)  # type: ignore[arg-type]
-        self._store: EventStore = event_store if event_store is not None else MemoryEventStore()
+        self.event_store = event_store if event_store is not None else MemoryEventStore()
+        self._store: EventStore = as_store(self.event_store)
         self._core = DeliveryCore(
             self._store,
             batch_size=self.buffer_size,
             byte_limit=self.byte_limit,
-            max_queue_size=max_queue_size,
+            max_queue_size=options.queue_size(max_queue_size, DEFAULT_MAX_QUEUE_SIZE),
             overflow=overflow,
             block_timeout=block_timeout,
             flush_interval=flush_interval,
@@ -195,7 +219,40 @@ class Emitter:
         self._init_threads()
         self._closed = False
         _lifecycle.watch(self)
-        logger.debug("Emitter initialized with endpoint %s", self.endpoint)
+        logger.debug("Emitter initialized: %r", self)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.endpoint!r}, method={self.method!r}, "
+            f"batch_size={self.buffer_size}, byte_limit={self.byte_limit}, "
+            f"retry={'on' if self.retry.max_attempts != 1 else 'off'}, "
+            f"defaults={self.defaults!r})"
+        )
+
+    @property
+    def batch_size(self) -> int:
+        """The 1.x name of :attr:`buffer_size`: events per request (POST) or flush."""
+        return self.buffer_size
+
+    def set_flush_timer(self, timeout: float, flush_now: bool = False) -> None:
+        """Send what is queued every ``timeout`` seconds, buffer full or not (1.x);
+        the same as ``flush_interval=timeout``. ``flush_now`` flushes once first."""
+        if contracts._enabled:
+            contracts.positive("set_flush_timer()", "timeout", timeout)
+        if flush_now:
+            self.request_flush()
+        with self._core.lock:
+            self.flush_interval = self._core.flush_interval = timeout
+            if self._core.oldest_at is None and len(self._store):
+                self._core.oldest_at = self._clock.monotonic()
+            self._core.cond.notify_all()
+        self._arm_timer()
+
+    def cancel_flush_timer(self) -> None:
+        """Stop the timer of :meth:`set_flush_timer` (or of ``flush_interval``)."""
+        with self._core.lock:
+            self.flush_interval = self._core.flush_interval = None
+            self._core.cond.notify_all()
 
     @staticmethod
     def _default_retry() -> RetryPolicy:
@@ -216,8 +273,10 @@ class Emitter:
         """The collector URL: ``protocol://endpoint[:port]`` plus ``/i`` or the tp2 path.
 
         An endpoint that already names its scheme (``https://c.example.com``)
-        keeps it, and a trailing ``/`` is dropped.
+        keeps it, and a trailing ``/`` is dropped. An empty endpoint is refused.
         """
+        if not endpoint:
+            fail_value("as_collector_uri()", "endpoint", "a host name", endpoint)
         endpoint = endpoint.rstrip("/")
         if "://" in endpoint:
             protocol, endpoint = endpoint.split("://", 1)
@@ -229,20 +288,16 @@ class Emitter:
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event (a dict of name-value pairs); send when the buffer is full."""
-        self._input_strings(stringify(payload))
+        self._queue_event(as_strings(payload))
 
-    def _input_strings(self, event: Event) -> None:
-        # A fresh dict of strings, ours to keep (see _handoff).
+    def _queue_event(self, event: Event) -> None:
         if self._closed:
             self._core.drop([event], "closed")
             return
         if self.flush_interval is not None and self._ticker is None:
             self._start_ticker()
         if self._core.add(event) and self._core.tail >= self._auto_flush_at:
-            if type(self).flush is Emitter.flush:
-                self._auto_flush()
-            else:  # a subclass (CeleryEmitter) decides what flushing means
-                self.flush()
+            self._auto_flush()
 
     def _auto_flush(self) -> None:
         """Send a full buffer now, without sleeping in the tracking thread.
@@ -390,6 +445,10 @@ class Emitter:
 
     # -- the interval timer (sync Emitter) -----------------------------------------------------
 
+    def _arm_timer(self) -> None:
+        """Make sure something sends when ``flush_interval`` passes: the sync Emitter's timer."""
+        self._start_ticker()
+
     def _start_ticker(self) -> None:
         with self._threads_lock:
             if self._ticker is None:
@@ -399,10 +458,12 @@ class Emitter:
                 self._ticker.start()
 
     def _tick(self) -> None:
-        interval = self.flush_interval or 1.0
         # Real waits on purpose: the timer must not spin when a test clock stands still.
-        while not self._stop.wait(interval / 4):
+        while not self._stop.wait((self.flush_interval or 1.0) / 4):
             with self._core.lock:
+                if self.flush_interval is None:  # cancel_flush_timer()
+                    self._ticker = None
+                    return
                 due = len(self._store) > 0 and self._core.interval_due()
             if due:
                 self.flush()
@@ -602,7 +663,6 @@ def _check_emitter_args(
         fail_value(where, "endpoint", "a host name without spaces", endpoint)
 
 
-@takes_strings
 class AsyncEmitter(Emitter):
     """Like :class:`Emitter`, but a fixed pool of worker threads sends and retries.
 
@@ -629,24 +689,29 @@ class AsyncEmitter(Emitter):
         endpoint: str,
         protocol: str = "http",
         port: int | None = None,
-        method: str = "get",
+        method: str | None = None,
         buffer_size: int | None = None,
         on_success: SuccessCallback | None = None,
         on_failure: FailureCallback | None = None,
         thread_count: int = 1,
         *,
-        request_timeout: Timeout | None = DEFAULT_REQUEST_TIMEOUT,
-        session: requests.Session | None = None,
+        batch_size: int | None = None,
         byte_limit: int | None = None,
+        request_timeout: Timeout | None = DEFAULT_REQUEST_TIMEOUT,
+        max_retry_delay_seconds: float | None = None,
+        buffer_capacity: int | None = None,
+        custom_retry_codes: Mapping[int, bool] | None = None,
+        event_store: Any = None,
+        session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
         flush_interval: float | None = 1.0,
-        max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE,
+        max_queue_size: int | None = None,
         overflow: str = "drop_oldest",
         block_timeout: float = 1.0,
         max_event_bytes: int | None = None,
-        event_store: EventStore | None = None,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         clock: Clock | None = None,
+        defaults: str | None = None,
     ) -> None:
         if contracts._enabled:
             contracts.integer("AsyncEmitter()", "thread_count", thread_count, minimum=1)
@@ -659,18 +724,23 @@ class AsyncEmitter(Emitter):
             buffer_size,
             on_success,
             on_failure,
-            request_timeout=request_timeout,
-            session=session,
+            batch_size=batch_size,
             byte_limit=byte_limit,
+            request_timeout=request_timeout,
+            max_retry_delay_seconds=max_retry_delay_seconds,
+            buffer_capacity=buffer_capacity,
+            custom_retry_codes=custom_retry_codes,
+            event_store=event_store,
+            session=session,
             retry=retry,
             flush_interval=flush_interval,
             max_queue_size=max_queue_size,
             overflow=overflow,
             block_timeout=block_timeout,
             max_event_bytes=max_event_bytes,
-            event_store=event_store,
             exit_timeout=exit_timeout,
             clock=clock,
+            defaults=defaults,
         )
 
     @staticmethod
@@ -686,9 +756,9 @@ class AsyncEmitter(Emitter):
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event for the workers; never waits on the network."""
-        self._input_strings(stringify(payload))
+        self._queue_event(as_strings(payload))
 
-    def _input_strings(self, event: Event) -> None:
+    def _queue_event(self, event: Event) -> None:
         if self._closed:
             self._core.drop([event], "closed")
             return
@@ -724,6 +794,9 @@ class AsyncEmitter(Emitter):
 
     def _begin_exit_flush(self) -> None:
         self._core.request_flush()
+
+    def _arm_timer(self) -> None:
+        self._start_workers()  # the workers keep the interval
 
     def _start_workers(self) -> bool:
         """Start the pool if needed; False when no thread can start (interpreter exit)."""
@@ -821,7 +894,8 @@ def _check_delivery_args(
     if retry is not None and not isinstance(retry, RetryPolicy):
         contracts.fail_type(where, "retry", "a RetryPolicy", retry)
     contracts.number(where, "flush_interval", flush_interval, optional=True)
-    contracts.integer(where, "max_queue_size", max_queue_size, minimum=1)
+    if max_queue_size is not None:
+        contracts.integer(where, "max_queue_size", max_queue_size, minimum=1)
     contracts.one_of(where, "overflow", overflow, OVERFLOW_POLICIES)
     contracts.number(where, "exit_timeout", exit_timeout)
 

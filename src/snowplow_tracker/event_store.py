@@ -258,6 +258,11 @@ class MemoryEventStore:
     def expire(self) -> list[Event]:
         return []
 
+    @property
+    def event_buffer(self) -> list[Event]:
+        """The waiting events, oldest first (a copy; the 1.x store's attribute)."""
+        return self.peek()
+
     def peek(self) -> list[Event]:
         """The waiting events, oldest first."""
         return [decode_record(_stored_record(item)) for item in self._queue]
@@ -441,3 +446,8 @@ class SQLiteEventStore:
 def _loads(body: str) -> Event:
     value: Event = json.loads(body)
     return value
+
+
+# The 1.x store protocol and its default store (snowplow_tracker.event_store.InMemoryEventStore).
+from ._store_v1 import InMemoryEventStore as InMemoryEventStore  # noqa: E402
+from ._store_v1 import V1EventStore as V1EventStore  # noqa: E402

@@ -24,6 +24,11 @@ class SnowplowError(Exception):
 class ContractError(SnowplowError):
     """An argument broke the contract of a public call."""
 
+    #: The call that was given the argument, e.g. ``"track_page_view()"``.
+    where: str = ""
+    #: The message without the call's name.
+    text: str = ""
+
 
 class InvalidValueError(ContractError, ValueError):
     """An argument has the right type but an unacceptable value."""

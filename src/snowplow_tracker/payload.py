@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
-from .exceptions import InvalidTypeError
+from .exceptions import InvalidTypeError, InvalidValueError
 
 JsonEncoder = Optional[Callable[[Any], Any]]
 
@@ -88,6 +88,37 @@ def b64encode_json(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii")
 
 
+def put_json(
+    pairs: dict[str, Any],
+    value: Any,
+    encode_base64: bool,
+    json_encoder: JsonEncoder,
+    encoded: str,
+    plain: str,
+) -> None:
+    """``value`` as JSON into ``pairs``: base64 under ``encoded``, or as text under ``plain``.
+
+    Text that cannot be UTF-8 (a lone surrogate) is refused here, naming the
+    field, rather than failing the whole batch when it is sent.
+    """
+    try:
+        if encode_base64 and json_encoder is None:
+            # The UTF-8 bytes straight from the encoder: no decode and encode again.
+            pairs[encoded] = base64.urlsafe_b64encode(dumps_bytes(value)).decode("ascii")
+            return
+        text = dumps(value, json_encoder)
+        if encode_base64:
+            pairs[encoded] = b64encode_json(text)
+        else:
+            text.encode("utf-8")  # what the wire needs: fail here, not when sending
+            pairs[plain] = text
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError(
+            f"{encoded if encode_base64 else plain}: text that cannot be sent as UTF-8 "
+            f"(a lone surrogate, {exc.object[exc.start : exc.end]!r})"
+        ) from None
+
+
 class Payload:
     """A dict of tracker-protocol parameters with the 0.5.0 helper methods."""
 
@@ -121,13 +152,15 @@ class Payload:
 
         An empty or missing dict adds nothing.
         """
-        if not dict_:
-            return
-        text = dumps(dict_, json_encoder)
-        if encode_base64:
-            self.add(type_when_encoded, b64encode_json(text))
-        else:
-            self.add(type_when_not_encoded, text)
+        if dict_:
+            put_json(
+                self.nv_pairs,
+                dict_,
+                encode_base64,
+                json_encoder,
+                type_when_encoded,
+                type_when_not_encoded,
+            )
 
     def get(self) -> dict[str, Any]:
         """The pairs (the same dict, not a copy)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import contracts
-from .contracts import integer, non_empty_string, one_of, uuid_string
+from .contracts import integer, non_empty_string, one_of
 
 #: Every platform code the tracker protocol defines.
 SUPPORTED_PLATFORMS = frozenset({"web", "mob", "pc", "srv", "app", "tv", "cnsl", "iot", "headset"})
@@ -95,9 +95,8 @@ class Subject:
         return self
 
     def set_domain_session_id(self, sid: str) -> Subject:
-        """``sid``: the session id, a canonical lowercase UUID (Enrich rejects others)."""
-        if contracts._enabled:
-            uuid_string("set_domain_session_id()", "sid", sid)
+        """``sid``: the session id; the browser tracker's are UUIDs (any string is sent, as 1.x)."""
+        _string("set_domain_session_id()", "sid", sid)
         self.standard_nv_pairs["sid"] = sid
         return self
 
@@ -107,6 +106,12 @@ class Subject:
             integer("set_domain_session_index()", "vid", vid, minimum=1)
         self.standard_nv_pairs["vid"] = vid
         return self
+
+    def combine_subject(self, subject: Subject | None) -> dict[str, Any]:
+        """This subject's fields over ``subject``'s (1.x): a per-event subject wins."""
+        if subject is None:
+            return self.standard_nv_pairs
+        return {**subject.standard_nv_pairs, **self.standard_nv_pairs}
 
 
 def _dimensions(where: str, width: int, height: int) -> str:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .emitters import stringify
-from .payload import Payload
 from .tracker import Tracker
 
 __all__ = ["CapturedEvent", "CapturingEmitter", "FakeClock", "capture_events"]
@@ -183,17 +182,19 @@ def capture_events(
     network is used; with ``send=True`` they also get every event as usual.
     """
     emitter = CapturingEmitter(validate=validate, schemas=schemas)
-    original = Tracker.track
+    original = Tracker._hand_over
 
-    def track(self: Tracker, pb: Payload) -> Tracker:
-        emitter.input(pb.nv_pairs)
-        return original(self, pb) if send else self
+    def hand_over(self: Tracker, pairs: dict[str, Any]) -> None:
+        # Every event of every Tracker passes here once, finished, on its way to the emitters.
+        emitter.input(pairs)
+        if send:
+            original(self, pairs)
 
-    Tracker.track = track  # type: ignore[method-assign]
+    Tracker._hand_over = hand_over  # type: ignore[method-assign]
     try:
         yield emitter.events
     finally:
-        Tracker.track = original  # type: ignore[method-assign]
+        Tracker._hand_over = original  # type: ignore[method-assign]
 
 
 class FakeClock:

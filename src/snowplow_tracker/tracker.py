@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import base64
+import functools
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Optional, Union
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Any, Optional, TypeVar, Union
 
 from . import contracts
-from ._handoff import STRING_INPUTS, all_take_strings
 from .constants import (
     BASE_SCHEMA_PATH,
     CONTEXT_SCHEMA,
@@ -21,9 +21,27 @@ from .constants import (
     VERSION,
 )
 from .contracts import fail_type, fail_value
-from .exceptions import InvalidValueError
-from .payload import JsonEncoder, Payload, b64encode_json, dumps, dumps_bytes
-from .self_describing_json import SelfDescribing, as_dict
+from .events import (
+    AddToCart,
+    EcommerceTransaction,
+    EcommerceTransactionItem,
+    Event,
+    FormChange,
+    FormSubmit,
+    LinkClick,
+    PagePing,
+    PageView,
+    RemoveFromCart,
+    ScreenView,
+    SelfDescribing,
+    SiteSearch,
+    StructuredEvent,
+)
+from .events.event import merge
+from .exceptions import ContractError
+from .payload import JsonEncoder, Payload
+from .self_describing_json import SelfDescribing as SelfDescribingValue
+from .self_describing_json import SelfDescribingJson
 from .subject import Subject
 from .typing import EmitterLike
 
@@ -37,8 +55,9 @@ __all__ = [
     "Tracker",
 ]
 
-Contexts = Optional[Sequence[SelfDescribing]]
+Contexts = Optional[Sequence[SelfDescribingValue]]
 Timestamp = Optional[Union[int, float]]
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 _ITEM_KEYS = frozenset({"sku", "price", "quantity", "name", "category", "currency", "context"})
 
 
@@ -90,65 +109,91 @@ def _refill_after_fork() -> None:
     _uuids_pid = os.getpid()
 
 
-def _keep(value: Any) -> bool:
-    """What :meth:`Payload.add` keeps: everything but ``None`` and ``""``."""
-    return value is not None and not (isinstance(value, str) and not value)
+#: The device time (``dtm``) the items of a transaction share with it, while they are tracked.
+_shared_dtm: ContextVar[Optional[int]] = ContextVar("snowplow_shared_dtm", default=None)
+#: How a ``track_*`` method's parameters are named in the event class that checks them.
+_RENAMED = {"true_timestamp": "tstamp"}
+#: Constructor parameters, by position: 0.5.0's order, and 1.x's (a namespace string first).
+_ORDER_05 = ("emitters", "subject", "namespace", "app_id", "encode_base64", "json_encoder")
+_ORDER_1X = ("namespace", "emitters", "subject", "app_id", "encode_base64", "json_encoder")
 
 
-def _merge(pairs: dict[str, Any], extra: Mapping[str, Any]) -> None:
-    """``Payload.add_dict``, at C speed when (as usual) nothing needs leaving out."""
-    values = extra.values()
-    if None in values or "" in values:
-        for name, value in extra.items():
-            if _keep(value):
-                pairs[name] = value
-    else:
-        pairs.update(extra)
+def _call_site(method: _Method) -> _Method:
+    """Bad input found by the event class a ``track_*`` method builds is reported as the
+    method's (``track_page_view(): page_url must be ...``), where the caller made it."""
+    where = method.__name__ + "()"
 
+    @functools.wraps(method)
+    def reported_here(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except ContractError as error:
+            raise contracts.relabel(error, where, _RENAMED) from None
 
-def _finite(value: object) -> bool:
-    """The common case of ``contracts.number``: a plain int, or a finite float."""
-    cls = value.__class__
-    return cls is int or (cls is float and value - value == 0.0)  # type: ignore[operator]
+    return reported_here  # type: ignore[return-value]
 
 
 class Tracker:
     """Builds events and hands each one to every emitter.
 
-    ``Tracker(emitters, subject=None, namespace=None, app_id=None, encode_base64=True)``
-    is the 0.5.0 form. ``emitters`` is one emitter (any object with an
-    ``input(dict)`` method) or a list or tuple of them. The 0.4.0 keyword
-    ``emitter=`` and the 1.x form ``Tracker(namespace, emitters, ...)`` work too.
-    Every ``track_*`` method returns the tracker, so calls chain.
+    Every event goes one way: a ``track_*`` method makes an event object
+    (:mod:`snowplow_tracker.events`) and calls :meth:`track`, which completes it
+    with :meth:`complete_payload` (event id, timestamps, tracker and subject
+    fields, contexts) and gives the finished dict to each emitter's ``input``.
+
+    Constructor forms (all keyword forms work too):
+
+    * 0.5.0: ``Tracker(emitters, subject=None, namespace=None, app_id=None,
+      encode_base64=True, json_encoder=None)``; 0.4.0's ``emitter=`` keyword.
+    * 1.x: ``Tracker(namespace, emitters, subject=None, app_id=None, ...)``,
+      recognised by a string first.
+
+    ``emitters`` is one emitter (any object with ``input(dict)``) or a list or
+    tuple of them. Keyword-only, for tests: ``clock`` (seconds since the epoch,
+    like :func:`time.time`) stamps ``dtm``; ``id_source`` makes event ids.
+    Every ``track_*`` method returns the tracker, so calls chain; :meth:`track`
+    of an event object returns its event id.
     """
 
-    _standard_cache: tuple[dict[str, Any], dict[str, Any], dict[str, str]] | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        order = _ORDER_1X if args and isinstance(args[0], str) else _ORDER_05
+        if len(args) > len(order):
+            raise TypeError(f"Tracker() takes at most {len(order)} positional arguments")
+        for name, value in zip(order, args):
+            if name in kwargs:
+                raise TypeError(f"Tracker() got multiple values for argument {name!r}")
+            kwargs[name] = value
+        self._configure(**kwargs)
 
-    def __init__(
+    def _configure(
         self,
-        emitters: EmitterLike | Sequence[EmitterLike] | str | None = None,
-        subject: Any = None,
-        namespace: Any = None,
+        emitters: EmitterLike | Sequence[EmitterLike] | None = None,
+        subject: Subject | None = None,
+        namespace: str | None = None,
         app_id: str | None = None,
         encode_base64: bool = DEFAULT_ENCODE_BASE64,
         json_encoder: JsonEncoder = None,
         *,
         emitter: EmitterLike | Sequence[EmitterLike] | None = None,
+        clock: Callable[[], float] | None = None,
+        id_source: Callable[[], str] | None = None,
     ) -> None:
-        if isinstance(emitters, str):
-            # The 1.x order: Tracker(namespace, emitters, subject=None, app_id=None, ...).
-            emitters, subject, namespace = subject, namespace, emitters
         if emitter is not None:
             if emitters is not None:
                 raise TypeError("Tracker() takes emitters or emitter, not both")
             emitters = emitter
         if contracts._enabled:
             _check_init(emitters, subject, namespace, app_id, encode_base64, json_encoder)
+            contracts.optional_callable("Tracker()", "clock", clock)
+            contracts.optional_callable("Tracker()", "id_source", id_source)
         self.emitters: list[EmitterLike] = _as_emitter_list(emitters)
-        self.subject: Subject = subject if subject is not None else Subject()
+        self.subject: Subject | None = subject if subject is not None else Subject()
         self.encode_base64 = encode_base64
         self.json_encoder = json_encoder
         self.standard_nv_pairs: dict[str, Any] = {"tv": VERSION, "tna": namespace, "aid": app_id}
+        self._clock = clock
+        if id_source is not None:
+            self.get_uuid = id_source  # type: ignore[method-assign]
 
     @staticmethod
     def get_uuid() -> str:
@@ -164,12 +209,17 @@ class Tracker:
             contracts.number("get_timestamp()", "tstamp", tstamp)
         return int(tstamp)
 
+    def get_namespace(self) -> str | None:
+        """The tracker's namespace (``tna``)."""
+        namespace: str | None = self.standard_nv_pairs.get("tna")
+        return namespace
+
     # -- configuration -------------------------------------------------------------------------
 
-    def set_subject(self, subject: Subject) -> Tracker:
-        """Attach ``subject``'s fields to every later event."""
-        if contracts._enabled and not isinstance(subject, Subject):
-            fail_type("set_subject()", "subject", "a Subject", subject)
+    def set_subject(self, subject: Subject | None) -> Tracker:
+        """Attach ``subject``'s fields to every later event (None: no subject fields)."""
+        if contracts._enabled and subject is not None and not isinstance(subject, Subject):
+            fail_type("set_subject()", "subject", "a Subject or None", subject)
         self.subject = subject
         return self
 
@@ -198,131 +248,83 @@ class Tracker:
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         for emitter in self.emitters:
             if is_async:
-                if not _call_if_present(emitter, "request_flush"):
+                # Our emitters' flush() waits for the outcome; request_flush() only starts
+                # it. Any other emitter gets flush(), as 0.5.0 and 1.x called it.
+                if not (
+                    hasattr(type(emitter), "request_flush")
+                    and _call_if_present(emitter, "request_flush")
+                ):
                     _call_if_present(emitter, "flush")
             elif not _call_if_present(emitter, "sync_flush", deadline):
                 _call_if_present(emitter, "flush", deadline)
         return self
 
-    # -- the pipeline --------------------------------------------------------------------------
+    # -- the one event path --------------------------------------------------------------------
 
-    def track(self, pb: Payload) -> Tracker:
-        """Hand a finished payload to every emitter."""
-        _hand_over(self.emitters, pb.nv_pairs)
-        return self
+    def track(self, event: Event | Payload) -> Any:
+        """Complete ``event`` and hand it to every emitter; return its event id.
 
-    def complete_payload(self, pb: Payload, context: Contexts, tstamp: Timestamp) -> Tracker:
-        """Stamp ``eid``, ``dtm``, contexts, tracker and subject fields, then track."""
-        pb.add("eid", Tracker.get_uuid())
-        pb.add("dtm", Tracker.get_timestamp(tstamp))
-        self._add_contexts(pb, context)
-        pb.add_dict(self.standard_nv_pairs)
-        pb.add_dict(self.subject.standard_nv_pairs)
-        return self.track(pb)
-
-    def _add_contexts(self, pb: Payload, context: Contexts) -> None:
-        if context:
-            envelope = _contexts_envelope(context)
-            pb.add_json(envelope, self.encode_base64, "cx", "co", self.json_encoder)
-
-    def _emit(self, pairs: dict[str, Any], context: Contexts, tstamp: Timestamp) -> Tracker:
-        """``complete_payload`` then ``track`` for an event's own pairs (``None``/``""`` left out).
-
-        The same pairs in the same order as through a :class:`Payload`, built
-        straight into one dict. If ``complete_payload`` or ``track`` has been
-        replaced (a subclass, a mock), they are called as in 0.5.0.
+        ``event`` is an event object (1.x). A 0.5.0 :class:`Payload` that is
+        already complete is handed over as it is, and the tracker is returned.
         """
-        if (
-            getattr(self.complete_payload, "__func__", None) is not _COMPLETE_PAYLOAD
-            or getattr(self.track, "__func__", None) is not _TRACK
-        ):
-            pb = Payload()
-            pb.nv_pairs = pairs
-            return self.complete_payload(pb, context, tstamp)
-        emitters = self.emitters
-        if len(emitters) == 1:
-            strings = getattr(emitters[0].input, "__func__", None) in STRING_INPUTS
-        else:
-            strings = all_take_strings(emitters)
-        if strings:
-            return self._emit_strings(pairs, context, tstamp, emitters)
-        return self._emit_raw(pairs, context, tstamp, emitters)
+        if isinstance(event, Payload):
+            self._hand_over(event.nv_pairs)
+            return self
+        payload = self.complete_payload(event)
+        pairs = payload.nv_pairs
+        self._hand_over(pairs)
+        return pairs["eid"]
 
-    def _emit_strings(
-        self, pairs: dict[str, Any], context: Contexts, tstamp: Timestamp, emitters: list[Any]
-    ) -> Tracker:
-        """For this package's emitters, which keep this dict as it is: values made strings here."""
+    def complete_payload(
+        self, event: Event | Payload, context: Contexts = None, tstamp: Timestamp = None
+    ) -> Any:
+        """An event's finished payload: its own pairs, its contexts and true timestamp, the
+        subject fields (the event's subject over the tracker's), the event id, the device
+        time ``dtm`` and the tracker's fields. Returns the :class:`Payload` (1.x).
+
+        The 0.5.0 form ``complete_payload(payload, context, tstamp)`` completes a
+        :class:`Payload` of an event's own pairs the same way, tracks it, and
+        returns the tracker.
+        """
+        if isinstance(event, Payload):
+            return self.track(self._complete_pairs(event, context, tstamp))
+        if contracts._enabled:
+            event.check_schemas("track()")
+        payload = event.build_payload(
+            encode_base64=self.encode_base64, json_encoder=self.json_encoder, subject=self.subject
+        )
+        pairs = payload.nv_pairs
+        pairs["eid"] = self.get_uuid()
+        pairs["dtm"] = self._device_time()
+        merge(pairs, self.standard_nv_pairs)
+        return payload
+
+    def _complete_pairs(self, pb: Payload, context: Contexts, tstamp: Timestamp) -> Payload:
+        """The 0.5.0 ``complete_payload``: an :class:`Event` around ``pb``'s pairs."""
+        event = Event(pb.nv_pairs, context=context, true_timestamp=tstamp)
+        payload: Payload = self.complete_payload(event)
+        return payload
+
+    def _device_time(self) -> int:
+        shared = _shared_dtm.get()
+        if shared is not None:
+            return shared
+        return int((self._clock or time.time)() * 1000)
+
+    def _hand_over(self, pairs: dict[str, Any]) -> None:
+        """Every value as the string the wire sends, then the finished event to every emitter."""
         for name, value in pairs.items():
             if value.__class__ is not str:
                 pairs[name] = str(value)
-        eid = Tracker.get_uuid()
-        pairs["eid"] = eid if eid.__class__ is str else str(eid)
-        if tstamp is None and Tracker.get_timestamp is _GET_TIMESTAMP:
-            pairs["dtm"] = str(int(time.time() * 1000))
-        else:
-            pairs["dtm"] = str(Tracker.get_timestamp(tstamp))
-        if context:
-            self._put_json(pairs, _contexts_envelope(context), "cx", "co")
-        own, subject = self.standard_nv_pairs, self.subject.standard_nv_pairs
-        cached = self._standard_cache
-        if cached is None or cached[0] != own or cached[1] != subject:
-            cached = self._cache_standard_strings(own, subject)
-        pairs.update(cached[2])
-        if len(emitters) == 1:
-            emitters[0]._input_strings(pairs)
-        else:
-            for emitter in emitters:
-                emitter._input_strings(dict(pairs))
-        return self
-
-    def _emit_raw(
-        self, pairs: dict[str, Any], context: Contexts, tstamp: Timestamp, emitters: list[Any]
-    ) -> Tracker:
-        """The pairs with their values as given, for emitters that are not this package's."""
-        pairs["eid"] = Tracker.get_uuid()
-        pairs["dtm"] = Tracker.get_timestamp(tstamp)
-        if context:
-            self._put_json(pairs, _contexts_envelope(context), "cx", "co")
-        _merge(pairs, self.standard_nv_pairs)
-        _merge(pairs, self.subject.standard_nv_pairs)
-        _hand_over(emitters, pairs)
-        return self
-
-    def _cache_standard_strings(
-        self, own: dict[str, Any], subject: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-        """The tracker's and subject's pairs (``None`` and ``""`` left out) as strings.
-
-        Kept while both dicts stay equal to what it was made from, since 0.5.0
-        code may edit ``standard_nv_pairs`` directly.
-        """
-        merged: dict[str, Any] = {}
-        _merge(merged, own)
-        _merge(merged, subject)
-        strings = {name: v if v.__class__ is str else str(v) for name, v in merged.items()}
-        self._standard_cache = cached = (dict(own), dict(subject), strings)
-        return cached
-
-    def _put_json(self, pairs: dict[str, Any], value: Any, encoded: str, plain: str) -> None:
-        try:
-            if self.encode_base64 and self.json_encoder is None:
-                # The UTF-8 bytes straight from the encoder: no decode and encode again.
-                pairs[encoded] = base64.urlsafe_b64encode(dumps_bytes(value)).decode("ascii")
-                return
-            text = dumps(value, self.json_encoder)
-            if self.encode_base64:
-                pairs[encoded] = b64encode_json(text)
-            else:
-                text.encode("utf-8")  # what the wire needs: fail here, not when sending
-                pairs[plain] = text
-        except UnicodeEncodeError as exc:
-            raise InvalidValueError(
-                f"{encoded if self.encode_base64 else plain}: text that cannot be sent as UTF-8 "
-                f"(a lone surrogate, {exc.object[exc.start : exc.end]!r})"
-            ) from None
+        text = "".join(pairs.values())
+        if not text.isascii():
+            _check_utf8(pairs)
+        for emitter in self.emitters:
+            emitter.input(pairs)  # the same finished event for each (ours never change it)
 
     # -- events --------------------------------------------------------------------------------
 
+    @_call_site
     def track_page_view(
         self,
         page_url: str,
@@ -330,24 +332,44 @@ class Tracker:
         referrer: str | None = None,
         context: Contexts = None,
         tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
     ) -> Tracker:
-        """A page view (``e=pv``) of ``page_url``."""
-        if contracts._enabled and not (
-            page_url.__class__ is str
-            and page_url
-            and (page_title is None or page_title.__class__ is str)
-            and (referrer is None or referrer.__class__ is str)
-            and (context is None or contracts.checked_contexts(context))
-            and (tstamp is None or _finite(tstamp))
-        ):
-            where = "track_page_view()"
-            contracts.non_empty_string(where, "page_url", page_url)
-            contracts.optional_string(where, "page_title", page_title)
-            contracts.optional_string(where, "referrer", referrer)
-            _check_common(where, context, tstamp)
-        pairs = {"e": "pv", "url": page_url, "page": page_title, "refr": referrer}
-        return self._emit(_own_pairs(pairs), context, tstamp)
+        """A page view (``e=pv``) of ``page_url`` (:class:`~snowplow_tracker.events.PageView`)."""
+        event = PageView(page_url, page_title, referrer, event_subject, context, tstamp)
+        self.track(event=event)
+        return self
 
+    @_call_site
+    def track_page_ping(
+        self,
+        page_url: str,
+        page_title: str | None = None,
+        referrer: str | None = None,
+        min_x: int | None = None,
+        max_x: int | None = None,
+        min_y: int | None = None,
+        max_y: int | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """A page ping (``e=pp``): see :class:`~snowplow_tracker.events.PagePing`."""
+        event = PagePing(
+            page_url,
+            page_title,
+            referrer,
+            min_x,
+            max_x,
+            min_y,
+            max_y,
+            event_subject,
+            context,
+            tstamp,
+        )
+        self.track(event=event)
+        return self
+
+    @_call_site
     def track_struct_event(
         self,
         category: str,
@@ -357,75 +379,206 @@ class Tracker:
         value: int | float | None = None,
         context: Contexts = None,
         tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
     ) -> Tracker:
         """A structured event (``e=se``): category, action, and optional label, property, value."""
-        if contracts._enabled and not (
-            category.__class__ is str
-            and category
-            and action.__class__ is str
-            and action
-            and (label is None or label.__class__ is str)
-            and (property_ is None or property_.__class__ is str)
-            and (value is None or value.__class__ is int or _finite(value))
-            and (context is None or contracts.checked_contexts(context))
-            and (tstamp is None or _finite(tstamp))
-        ):
-            where = "track_struct_event()"
-            contracts.non_empty_string(where, "category", category)
-            contracts.non_empty_string(where, "action", action)
-            contracts.optional_string(where, "label", label)
-            contracts.optional_string(where, "property_", property_)
-            contracts.number(where, "value", value, optional=True)
-            _check_common(where, context, tstamp)
-        pairs = {
-            "e": "se",
-            "se_ca": category,
-            "se_ac": action,
-            "se_la": label,
-            "se_pr": property_,
-            "se_va": value,
-        }
-        return self._emit(_own_pairs(pairs), context, tstamp)
+        event = StructuredEvent(
+            category, action, label, property_, value, event_subject, context, tstamp
+        )
+        self.track(event=event)
+        return self
 
-    def track_unstruct_event(
+    @_call_site
+    def track_self_describing_event(
         self,
-        event_json: SelfDescribing,
+        event_json: SelfDescribingValue,
         context: Contexts = None,
         tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
     ) -> Tracker:
         """A self-describing event (``e=ue``): ``{"schema": "iglu:...", "data": {...}}``."""
-        if contracts._enabled:
-            where = "track_unstruct_event()"
-            contracts.self_describing(where, "event_json", as_dict(event_json))
-            contracts.mapping(where, 'event_json["data"]', as_dict(event_json)["data"])
-            _check_common(where, context, tstamp)
-        envelope = {"schema": UNSTRUCT_EVENT_SCHEMA, "data": as_dict(event_json)}
-        pairs: dict[str, Any] = {"e": "ue"}
-        self._put_json(pairs, envelope, "ue_px", "ue_pr")
-        return self._emit(_own_pairs(pairs), context, tstamp)
+        self.track(event=SelfDescribing(event_json, event_subject, context, tstamp))
+        return self
 
-    #: The name the 1.x tracker uses for the same event.
-    track_self_describing_event = track_unstruct_event
+    @_call_site
+    def track_unstruct_event(
+        self,
+        event_json: SelfDescribingValue,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """The 0.5.0 name of :meth:`track_self_describing_event`."""
+        return self.track_self_describing_event(
+            event_json=event_json, context=context, tstamp=tstamp, event_subject=event_subject
+        )
 
+    @_call_site
     def track_screen_view(
         self,
         name: str | None = None,
         id_: str | None = None,
         context: Contexts = None,
         tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
     ) -> Tracker:
-        """A screen view: a self-describing event with the screen_view 1-0-0 schema."""
+        """A screen view: a self-describing event with the screen_view 1-0-0 schema
+        (for the mobile schema, see :meth:`track_mobile_screen_view`)."""
         if contracts._enabled:
-            where = "track_screen_view()"
-            contracts.optional_string(where, "name", name)
-            contracts.optional_string(where, "id_", id_)
+            contracts.optional_string("track_screen_view()", "name", name)
+            contracts.optional_string("track_screen_view()", "id_", id_)
             if not name and not id_:
-                fail_value(where, "name or id_", "given (the schema needs one)", None)
-            _check_common(where, context, tstamp)
+                fail_value(
+                    "track_screen_view()", "name or id_", "given (the schema needs one)", None
+                )
         data = {key: value for key, value in (("name", name), ("id", id_)) if value is not None}
-        event = {"schema": SCREEN_VIEW_SCHEMA, "data": data}
-        return self.track_unstruct_event(event, context, tstamp)
+        return self.track_self_describing_event(
+            event_json=SelfDescribingJson(SCREEN_VIEW_SCHEMA, data),
+            context=context,
+            tstamp=tstamp,
+            event_subject=event_subject,
+        )
 
+    @_call_site
+    def track_mobile_screen_view(
+        self,
+        name: str,
+        id_: str | None = None,
+        type: str | None = None,
+        previous_name: str | None = None,
+        previous_id: str | None = None,
+        previous_type: str | None = None,
+        transition_type: str | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """A mobile screen view (:class:`~snowplow_tracker.events.ScreenView`); ``id_`` is
+        made (a UUID) when not given."""
+        event = ScreenView(
+            id_ if id_ is not None else self.get_uuid(),
+            name,
+            type,
+            previous_name,
+            previous_id,
+            previous_type,
+            transition_type,
+            event_subject,
+            context,
+            tstamp,
+        )
+        self.track(event=event)
+        return self
+
+    def _track_json(
+        self,
+        event: SelfDescribing,
+        context: Contexts,
+        tstamp: Timestamp,
+        event_subject: Subject | None,
+    ) -> Tracker:
+        """A schema's event class made the JSON; it goes as any self-describing event does."""
+        return self.track_self_describing_event(
+            event_json=event.event_json, context=context, tstamp=tstamp, event_subject=event_subject
+        )
+
+    @_call_site
+    def track_link_click(
+        self,
+        target_url: str,
+        element_id: str | None = None,
+        element_classes: Sequence[str] | None = None,
+        element_target: str | None = None,
+        element_content: str | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """A link click (link_click 1-0-1): see :class:`~snowplow_tracker.events.LinkClick`."""
+        event = LinkClick(target_url, element_id, element_classes, element_target, element_content)
+        return self._track_json(event, context, tstamp, event_subject)
+
+    @_call_site
+    def track_add_to_cart(
+        self,
+        sku: str,
+        quantity: int,
+        name: str | None = None,
+        category: str | None = None,
+        unit_price: int | float | None = None,
+        currency: str | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """Items added to a cart (add_to_cart 1-0-0)."""
+        event = AddToCart(sku, quantity, name, category, unit_price, currency)
+        return self._track_json(event, context, tstamp, event_subject)
+
+    @_call_site
+    def track_remove_from_cart(
+        self,
+        sku: str,
+        quantity: int,
+        name: str | None = None,
+        category: str | None = None,
+        unit_price: int | float | None = None,
+        currency: str | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """Items removed from a cart (remove_from_cart 1-0-0)."""
+        event = RemoveFromCart(sku, quantity, name, category, unit_price, currency)
+        return self._track_json(event, context, tstamp, event_subject)
+
+    @_call_site
+    def track_form_change(
+        self,
+        form_id: str,
+        element_id: str | None,
+        node_name: str,
+        value: str | None,
+        type_: str | None = None,
+        element_classes: Sequence[str] | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """A change to a form field (change_form 1-0-0)."""
+        event = FormChange(form_id, element_id, node_name, value, type_, element_classes)
+        return self._track_json(event, context, tstamp, event_subject)
+
+    @_call_site
+    def track_form_submit(
+        self,
+        form_id: str,
+        form_classes: Sequence[str] | None = None,
+        elements: Sequence[Mapping[str, Any]] | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """A form submission (submit_form 1-0-0)."""
+        event = FormSubmit(form_id, form_classes, elements)
+        return self._track_json(event, context, tstamp, event_subject)
+
+    @_call_site
+    def track_site_search(
+        self,
+        terms: Sequence[str],
+        filters: Mapping[str, str | bool] | None = None,
+        total_results: int | None = None,
+        page_results: int | None = None,
+        context: Contexts = None,
+        tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
+    ) -> Tracker:
+        """A search on the site (site_search 1-0-0)."""
+        event = SiteSearch(terms, filters, total_results, page_results)
+        return self._track_json(event, context, tstamp, event_subject)
+
+    @_call_site
     def track_ecommerce_transaction_item(
         self,
         order_id: str,
@@ -437,30 +590,16 @@ class Tracker:
         currency: str | None = None,
         context: Contexts = None,
         tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
     ) -> Tracker:
         """One line of a transaction (``e=ti``); usually sent by ``track_ecommerce_transaction``."""
-        if contracts._enabled:
-            where = "track_ecommerce_transaction_item()"
-            contracts.non_empty_string(where, "order_id", order_id)
-            contracts.non_empty_string(where, "sku", sku)
-            contracts.number(where, "price", price)
-            contracts.integer(where, "quantity", quantity)
-            contracts.optional_string(where, "name", name)
-            contracts.optional_string(where, "category", category)
-            contracts.optional_string(where, "currency", currency)
-            _check_common(where, context, tstamp)
-        pairs = {
-            "e": "ti",
-            "ti_id": order_id,
-            "ti_sk": sku,
-            "ti_nm": name,
-            "ti_ca": category,
-            "ti_pr": price,
-            "ti_qu": quantity,
-            "ti_cu": currency,
-        }
-        return self._emit(_own_pairs(pairs), context, tstamp)
+        event = EcommerceTransactionItem(
+            order_id, sku, price, quantity, name, category, currency, event_subject, context, tstamp
+        )
+        self.track(event=event)
+        return self
 
+    @_call_site
     def track_ecommerce_transaction(
         self,
         order_id: str,
@@ -475,65 +614,43 @@ class Tracker:
         items: Iterable[Mapping[str, Any]] | None = None,
         context: Contexts = None,
         tstamp: Timestamp = None,
+        event_subject: Subject | None = None,
     ) -> Tracker:
-        """A transaction (``e=tr``) and one ``e=ti`` event per item, all with one ``dtm``.
+        """A transaction (``e=tr``) and one ``e=ti`` event per item, all with its ``dtm``.
 
         Each item is a dict with ``sku``, ``price``, ``quantity`` and optional
-        ``name``, ``category`` and ``context``; the transaction's ``context``
-        is used for items that have none. The caller's dicts are not changed.
+        ``name``, ``category``, ``currency`` and ``context``; the transaction's
+        currency, context, ``tstamp`` and ``event_subject`` apply to items that
+        have none. The caller's dicts are not changed.
         """
         items = list(items) if items is not None else []
         if contracts._enabled:
-            _check_transaction(order_id, total_value, affiliation, tax_value, shipping)
-            _check_transaction_place(city, state, country, currency)
             _check_items(items)
-            _check_common("track_ecommerce_transaction()", context, tstamp)
-        dtm = Tracker.get_timestamp(tstamp)
-        pairs = {
-            "e": "tr",
-            "tr_id": order_id,
-            "tr_tt": total_value,
-            "tr_af": affiliation,
-            "tr_tx": tax_value,
-            "tr_sh": shipping,
-            "tr_ci": city,
-            "tr_st": state,
-            "tr_co": country,
-            "tr_cu": currency,
-        }
-        self._emit(_own_pairs(pairs), context, dtm)
-        for item in items:
-            fields = {"context": context, "currency": currency, **item}
-            self.track_ecommerce_transaction_item(order_id=order_id, tstamp=dtm, **fields)
+        event = EcommerceTransaction(
+            order_id,
+            total_value,
+            affiliation,
+            tax_value,
+            shipping,
+            city,
+            state,
+            country,
+            currency,
+            event_subject,
+            context,
+            tstamp,
+        )
+        token = _shared_dtm.set(self._device_time())
+        try:
+            self.track(event=event)
+            for item in items:
+                fields = {"currency": currency, "context": context, **item}
+                self.track_ecommerce_transaction_item(
+                    order_id=order_id, tstamp=tstamp, event_subject=event_subject, **fields
+                )
+        finally:
+            _shared_dtm.reset(token)
         return self
-
-
-_COMPLETE_PAYLOAD = Tracker.complete_payload
-_GET_TIMESTAMP = Tracker.get_timestamp
-_TRACK = Tracker.track
-
-
-def _contexts_envelope(context: Sequence[SelfDescribing]) -> dict[str, Any]:
-    """The contexts 1-0-1 self-describing JSON around an event's entities."""
-    return {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in context]}
-
-
-def _hand_over(emitters: Sequence[EmitterLike], pairs: dict[str, Any]) -> None:
-    """``input(pairs)`` on every emitter, as 0.5.0 did."""
-    if len(emitters) == 1:
-        emitters[0].input(pairs)
-    else:
-        # Each emitter gets its own dict, so one that keeps or edits it cannot affect another.
-        for emitter in emitters:
-            emitter.input(dict(pairs))
-
-
-def _own_pairs(pairs: dict[str, Any]) -> dict[str, Any]:
-    """``pairs`` without the ``None`` and ``""`` values that ``Payload.add`` leaves out."""
-    values = pairs.values()
-    if None in values or "" in values:
-        return {name: value for name, value in pairs.items() if _keep(value)}
-    return pairs
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -561,8 +678,24 @@ def _takes_timeout(method: Any) -> bool:
         return False
 
 
+def _check_utf8(pairs: Any) -> None:
+    """Refuse text that cannot go on the wire as UTF-8 (a lone surrogate, e.g. from
+    ``json.loads('"\\udcff"')`` of client input), naming the field, here at the call
+    rather than failing the whole batch it would be sent in."""
+    for name, value in pairs.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            fail_value(
+                "track()",
+                name,
+                "text that can be sent as UTF-8 (no lone surrogate)",
+                exc.object[exc.start : exc.end],
+            )
+
+
 def _check_emitter(where: str, name: str, value: object) -> None:
-    if not callable(getattr(value, "input", None)):
+    if isinstance(value, type) or not callable(getattr(value, "input", None)):
         fail_type(where, name, "an emitter (an object with an input(dict) method)", value)
 
 
@@ -590,37 +723,6 @@ def _check_init(
     if not isinstance(encode_base64, bool):
         fail_type(where, "encode_base64", "a bool", encode_base64)
     contracts.optional_callable(where, "json_encoder", encoder)
-
-
-def _check_common(where: str, context: object, tstamp: object) -> None:
-    contracts.contexts(where, "context", _plain_contexts(context))
-    contracts.number(where, "tstamp", tstamp, optional=True)
-
-
-def _plain_contexts(context: Any) -> Any:
-    if isinstance(context, (list, tuple)):
-        return [as_dict(c) if not isinstance(c, Mapping) else c for c in context]
-    return context
-
-
-def _check_transaction(
-    order_id: object, total: object, affiliation: object, tax: object, shipping: object
-) -> None:
-    where = "track_ecommerce_transaction()"
-    contracts.non_empty_string(where, "order_id", order_id)
-    contracts.number(where, "total_value", total)
-    contracts.optional_string(where, "affiliation", affiliation)
-    contracts.number(where, "tax_value", tax, optional=True)
-    contracts.number(where, "shipping", shipping, optional=True)
-
-
-def _check_transaction_place(
-    city: object, state: object, country: object, currency: object
-) -> None:
-    where = "track_ecommerce_transaction()"
-    for name, value in (("city", city), ("state", state), ("country", country)):
-        contracts.optional_string(where, name, value)
-    contracts.optional_string(where, "currency", currency)
 
 
 def _check_items(items: list[Any]) -> None:

@@ -1,4 +1,4 @@
-"""The tracker's fast paths build exactly what the 0.5.0 Payload path builds."""
+"""The one event path: every way of tracking an event builds it the same way, once."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from snowplow_tracker import (
     enable_contracts,
     payload,
 )
-from snowplow_tracker.emitters import stringify
+from snowplow_tracker.emitters import as_strings
+from snowplow_tracker.events import PageView, StructuredEvent
 
 ENTITY = {"schema": "iglu:com.acme/user/jsonschema/1-0-0", "data": {"type": "tester"}}
 EVENT = {"schema": "iglu:com.acme/viewed/jsonschema/2-1-0", "data": {"id": "é", "n": 1}}
@@ -39,11 +40,18 @@ class Recorder:
         self.events.append(pairs)
 
 
-class ViaPayload(Tracker):
-    """Overriding complete_payload sends every event down the 0.5.0 Payload path."""
+class Overriding(Tracker):
+    """A subclass that overrides both steps of the path, calling the originals."""
 
-    def complete_payload(self, pb: Payload, context: Any, tstamp: Any) -> Tracker:
-        return super().complete_payload(pb, context, tstamp)
+    calls: list[str]
+
+    def track(self, event: Any) -> Any:
+        self.calls = [*getattr(self, "calls", []), "track"]
+        return super().track(event)
+
+    def complete_payload(self, event: Any, context: Any = None, tstamp: Any = None) -> Any:
+        self.calls = [*getattr(self, "calls", []), "complete_payload"]
+        return super().complete_payload(event, context, tstamp)
 
 
 CALLS = [
@@ -67,23 +75,28 @@ CALLS = [
 ]
 
 
-def replay(
-    cls: type[Tracker], emitter: Any, call: tuple[Any, ...], base64: bool, namespace: Any
-) -> None:
-    """Make one of CALLS on a fresh tracker, with a fixed event id and time."""
+EID = "00000000-0000-4000-8000-000000000000"
+
+
+def new_tracker(cls: type[Tracker], emitter: Any, base64: bool, namespace: Any) -> Tracker:
     subject = Subject().set_user_id("u1").set_screen_resolution(10, 20).set_color_depth(24)
-    tracker = cls(emitter, subject, namespace=namespace, app_id="", encode_base64=base64)
-    name, args, *rest = call
-    with (
-        mock.patch.object(Tracker, "get_uuid", return_value="00000000-0000-4000-8000-000000000000"),
-        mock.patch("time.time", return_value=1_700_000_000.5),
-    ):
-        getattr(tracker, name)(*args, **(rest[0] if rest else {}))
+    return cls(
+        emitter,
+        subject,
+        namespace=namespace,
+        app_id="",
+        encode_base64=base64,
+        clock=lambda: 1_700_000_000.5,
+        id_source=lambda: EID,
+    )
 
 
 def run(cls: type[Tracker], call: tuple[Any, ...], base64: bool, namespace: Any) -> list[Any]:
+    """Make one of CALLS on a fresh tracker with a fixed event id and time."""
     recorder = Recorder()
-    replay(cls, recorder, call, base64, namespace)
+    tracker = new_tracker(cls, recorder, base64, namespace)
+    name, args, *rest = call
+    getattr(tracker, name)(*args, **(rest[0] if rest else {}))
     return [list(event.items()) for event in recorder.events]
 
 
@@ -99,25 +112,44 @@ def contract_modes(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.mark.parametrize("call", CALLS, ids=[c[0] for c in CALLS])
 @pytest.mark.parametrize("base64", [True, False])
 @pytest.mark.parametrize("namespace", ["ns", None])
-def test_fast_path_builds_the_same_pairs_in_the_same_order(
+def test_overriding_track_and_complete_payload_changes_nothing_sent(
     call: tuple[Any, ...], base64: bool, namespace: Any
 ) -> None:
-    fast = run(Tracker, call, base64, namespace)
-    slow = run(ViaPayload, call, base64, namespace)
-    assert fast == slow
-    assert fast
-    assert all(("tna", None) not in event and ("aid", "") not in event for event in fast)
+    """Both steps are always called: a subclass that wraps them sees every event, and
+    what is sent is the same, pair for pair and in order."""
+    plain = run(Tracker, call, base64, namespace)
+    overridden = run(Overriding, call, base64, namespace)
+    assert plain == overridden
+    assert plain
+    assert all(("tna", None) not in event and ("aid", "") not in event for event in plain)
+    assert all(type(value) is str for event in plain for _, value in event)
 
 
-def test_patched_complete_payload_receives_a_payload() -> None:
-    """0.5.0-style test suites patch complete_payload and inspect the Payload."""
+@pytest.mark.parametrize("base64", [True, False])
+def test_track_star_event_objects_and_a_0_5_0_payload_send_the_same(base64: bool) -> None:
+    context = [ENTITY]
+    by_method, by_object, by_payload = Recorder(), Recorder(), Recorder()
+    new_tracker(Tracker, by_method, base64, "ns").track_struct_event(
+        "shop", "buy", "l", None, 2.5, context, 1_600_000_000_000
+    )
+    new_tracker(Tracker, by_object, base64, "ns").track(
+        StructuredEvent("shop", "buy", "l", None, 2.5, None, context, 1_600_000_000_000)
+    )
+    pb = Payload({"e": "se", "se_ca": "shop", "se_ac": "buy", "se_la": "l", "se_va": 2.5})
+    new_tracker(Tracker, by_payload, base64, "ns").complete_payload(pb, context, 1_600_000_000_000)
+    assert by_method.events == by_object.events == by_payload.events
+    assert by_method.events[0]["ttm"] == "1600000000000"
+    assert by_method.events[0]["dtm"] == "1700000000500"
+
+
+def test_patched_complete_payload_receives_the_event_object() -> None:
     tracker = Tracker(Recorder(), namespace="ns")
-    with mock.patch.object(Tracker, "complete_payload") as complete:
+    with mock.patch.object(Tracker, "complete_payload", wraps=tracker.complete_payload) as spy:
         tracker.track_struct_event("shop", "buy", label="x", tstamp=5)
-    pb, context, tstamp = complete.call_args.args
-    assert isinstance(pb, Payload)
-    assert pb.nv_pairs == {"e": "se", "se_ca": "shop", "se_ac": "buy", "se_la": "x"}
-    assert (context, tstamp) == (None, 5)
+    (event,) = spy.call_args.args
+    assert isinstance(event, StructuredEvent)
+    assert event.payload.nv_pairs == {"e": "se", "se_ca": "shop", "se_ac": "buy", "se_la": "x"}
+    assert event.true_timestamp == 5
 
 
 def test_patched_track_on_the_instance_is_used() -> None:
@@ -125,8 +157,24 @@ def test_patched_track_on_the_instance_is_used() -> None:
     tracker = Tracker(recorder)
     with mock.patch.object(tracker, "track") as track:
         tracker.track_page_view("http://a.b/")
-    assert isinstance(track.call_args.args[0], Payload)
+    assert isinstance(track.call_args.kwargs["event"], PageView)
     assert recorder.events == []
+
+
+def test_building_is_pure_and_repeatable() -> None:
+    """build_payload changes nothing: the same event builds the same pairs twice, and a
+    tracked event object can be tracked again (with a new id)."""
+    event = PageView("http://a.b/", context=[ENTITY], true_timestamp=3)
+    first = event.build_payload(True, None, Subject()).nv_pairs
+    second = event.build_payload(True, None, Subject()).nv_pairs
+    assert first == second and first is not second
+    assert event.payload.nv_pairs == {"e": "pv", "url": "http://a.b/"}
+    recorder = Recorder()
+    tracker = Tracker(recorder)
+    ids = [tracker.track(event), tracker.track(event)]
+    assert ids[0] != ids[1]
+    assert [e["eid"] for e in recorder.events] == ids
+    assert recorder.events[0]["url"] == recorder.events[1]["url"] == "http://a.b/"
 
 
 def test_none_and_empty_values_are_left_out_but_zero_and_false_kept() -> None:
@@ -139,8 +187,8 @@ def test_none_and_empty_values_are_left_out_but_zero_and_false_kept() -> None:
     event = recorder.events[0]
     assert "se_ac" not in event
     assert "se_va" not in event
-    assert event["se_la"] == 0
-    assert event["se_pr"] is False
+    assert event["se_la"] == "0"
+    assert event["se_pr"] == "False"
 
 
 def test_subject_changes_after_tracker_creation_are_sent() -> None:
@@ -184,7 +232,6 @@ def test_get_timestamp_uses_time_time() -> None:
         ([{"schema": "iglu:nope", "data": {}}], InvalidValueError),
         ([{"schema": ["unhashable"], "data": {}}], InvalidValueError),
         ([{"schema": ENTITY["schema"]}], InvalidValueError),
-        ([], InvalidValueError),
         ((ENTITY, "not a dict"), InvalidTypeError),
         (ENTITY, InvalidTypeError),
     ],
@@ -265,12 +312,10 @@ def test_dumps_errors_and_encoder_are_the_same_in_both_modes() -> None:
     assert payload.dumps({"when": datetime.date(2020, 1, 2)}, str) == '{"when":"2020-01-02"}'
 
 
-@pytest.mark.parametrize("cls", [Tracker, ViaPayload])
-def test_each_emitter_gets_its_own_dict(cls: type[Tracker]) -> None:
+def test_every_emitter_gets_the_same_finished_event() -> None:
     first, second = Recorder(), Recorder()
-    cls([first, second], namespace="ns").track_struct_event("c", "a")
-    assert first.events == second.events
-    assert first.events[0] is not second.events[0]
+    Tracker([first, second], namespace="ns").track_struct_event("c", "a")
+    assert first.events[0] is second.events[0]  # the same finished event, as 1.x hands it
 
 
 def test_the_schema_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -284,48 +329,38 @@ def test_the_schema_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Spy(Emitter):
-    """Records what the tracker hands over to one of this package's emitters."""
+    """One of this package's emitters, recording the dicts its input() is given."""
 
     def __init__(self) -> None:
         super().__init__("127.0.0.1:9", method="post")
         self.events: list[dict[str, str]] = []
 
-    def _input_strings(self, event: dict[str, str]) -> None:
-        self.events.append(event)
+    def input(self, payload: Any) -> None:
+        self.events.append(payload)
+        super().input(payload)
 
 
-@pytest.mark.parametrize("call", CALLS, ids=[c[0] for c in CALLS])
-@pytest.mark.parametrize("base64", [True, False])
-@pytest.mark.parametrize("namespace", ["ns", None])
-def test_own_emitters_get_the_0_5_0_pairs_already_as_strings(
-    call: tuple[Any, ...], base64: bool, namespace: Any
-) -> None:
-    """The hand-off that skips stringify() sends exactly what input(payload) would queue."""
-    recorder, spy = Recorder(), Spy()
-    replay(ViaPayload, recorder, call, base64, namespace)
-    replay(Tracker, spy, call, base64, namespace)
-    spy.close()
-    expected = [list(stringify(event).items()) for event in recorder.events]
-    got = [list(event.items()) for event in spy.events]
-    assert got == expected
-    assert all(type(value) is str for event in got for _, value in event)
-
-
-def test_custom_emitters_still_get_the_raw_values() -> None:
+def test_every_emitter_gets_the_values_as_strings_and_ours_keep_the_dict() -> None:
+    """The tracker makes every value the string the wire sends, so an emitter's
+    input() queues the dict it is given without copying it."""
     recorder = Recorder()
     Tracker(recorder).track_struct_event("c", "a", value=2.5)
-    assert type(recorder.events[0]["dtm"]) is int
-    assert recorder.events[0]["se_va"] == 2.5
+    event = recorder.events[0]
+    assert event["se_va"] == "2.5" and type(event["dtm"]) is str
+    assert as_strings(event) is event
+    raw = {"e": "pv", "url": "http://a.b/", "dtm": 5, "skip": None}
+    assert as_strings(raw) == {"e": "pv", "url": "http://a.b/", "dtm": "5"}
+    assert raw["dtm"] == 5  # a dict with other values is copied, never changed
 
 
 def test_an_input_replaced_in_a_subclass_or_on_the_instance_is_called() -> None:
-    class Overriding(Emitter):
+    class OverridingInput(Emitter):
         def input(self, payload: Any) -> None:
             self.seen = dict(payload)
 
-    emitter = Overriding("127.0.0.1:9", method="post")
+    emitter = OverridingInput("127.0.0.1:9", method="post")
     Tracker(emitter).track_struct_event("c", "a", value=3)
-    assert emitter.seen["se_va"] == 3
+    assert emitter.seen["se_va"] == "3"
     plain = Emitter("127.0.0.1:9", method="post")
     with mock.patch.object(plain, "input") as patched:
         Tracker(plain).track_struct_event("c", "a")
@@ -404,15 +439,10 @@ def test_json_that_cannot_be_utf_8_is_refused_at_the_call(base64: bool, encoder:
     emitter.close()
 
 
-def test_several_own_emitters_each_get_their_own_dict_of_strings() -> None:
-    first, second = Spy(), Spy()
-    Tracker([first, second], namespace="ns").track_struct_event("c", "a", value=1.5)
-    assert first.events == second.events
-    assert first.events[0] is not second.events[0]
-    assert first.events[0]["se_va"] == "1.5"
-    mixed = Recorder()
-    Tracker([first, mixed]).track_struct_event("c", "a", value=2)  # one not ours: raw values
-    assert mixed.events[0]["se_va"] == 2
-    assert first.events[-1]["se_va"] == "2"
+def test_several_emitters_get_the_same_dict_of_strings() -> None:
+    first, second, mixed = Spy(), Spy(), Recorder()
+    Tracker([first, second, mixed], namespace="ns").track_struct_event("c", "a", value=1.5)
+    assert first.events[0] is second.events[0] is mixed.events[0]
+    assert mixed.events[0]["se_va"] == "1.5"
     first.close()
     second.close()
