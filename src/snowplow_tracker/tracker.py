@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, Optional, TypeVar, Union
+from typing import Any, Optional, Union
 
 from . import contracts
 from .constants import (
@@ -57,7 +56,6 @@ __all__ = [
 
 Contexts = Optional[Sequence[SelfDescribingValue]]
 Timestamp = Optional[Union[int, float]]
-_Method = TypeVar("_Method", bound=Callable[..., Any])
 _ITEM_KEYS = frozenset({"sku", "price", "quantity", "name", "category", "currency", "context"})
 
 
@@ -116,21 +114,6 @@ _RENAMED = {"true_timestamp": "tstamp"}
 #: Constructor parameters, by position: 0.5.0's order, and 1.x's (a namespace string first).
 _ORDER_05 = ("emitters", "subject", "namespace", "app_id", "encode_base64", "json_encoder")
 _ORDER_1X = ("namespace", "emitters", "subject", "app_id", "encode_base64", "json_encoder")
-
-
-def _call_site(method: _Method) -> _Method:
-    """Bad input found by the event class a ``track_*`` method builds is reported as the
-    method's (``track_page_view(): page_url must be ...``), where the caller made it."""
-    where = method.__name__ + "()"
-
-    @functools.wraps(method)
-    def reported_here(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except ContractError as error:
-            raise contracts.relabel(error, where, _RENAMED) from None
-
-    return reported_here  # type: ignore[return-value]
 
 
 class Tracker:
@@ -192,6 +175,7 @@ class Tracker:
         self.json_encoder = json_encoder
         self.standard_nv_pairs: dict[str, Any] = {"tv": VERSION, "tna": namespace, "aid": app_id}
         self._clock = clock
+        self._fields_cache: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None
         if id_source is not None:
             self.get_uuid = id_source  # type: ignore[method-assign]
 
@@ -290,14 +274,33 @@ class Tracker:
             return self.track(self._complete_pairs(event, context, tstamp))
         if contracts._enabled:
             event.check_schemas("track()")
-        payload = event.build_payload(
-            encode_base64=self.encode_base64, json_encoder=self.json_encoder, subject=self.subject
-        )
-        pairs = payload.nv_pairs
+        if event.event_subject is None:
+            # The tracker's subject and its own fields, merged once while they stay the same.
+            payload = event.build_payload(self.encode_base64, self.json_encoder, None)
+            pairs = payload.nv_pairs
+            pairs.update(self._fields())
+        else:  # the event's subject over the tracker's, merged by the event (1.x)
+            payload = event.build_payload(self.encode_base64, self.json_encoder, self.subject)
+            pairs = payload.nv_pairs
+            merge(pairs, self.standard_nv_pairs)
         pairs["eid"] = self.get_uuid()
-        pairs["dtm"] = self._device_time()
-        merge(pairs, self.standard_nv_pairs)
+        shared = _shared_dtm.get()
+        pairs["dtm"] = shared if shared is not None else int((self._clock or time.time)() * 1000)
         return payload
+
+    def _fields(self) -> dict[str, Any]:
+        """The subject's pairs and the tracker's (``tv``, ``tna``, ``aid``), without ``None``
+        and ``""``. Kept while both dicts stay equal to what it was made from, since code
+        may edit ``standard_nv_pairs`` directly or swap the subject."""
+        own = self.standard_nv_pairs
+        subject = self.subject.standard_nv_pairs if self.subject is not None else {}
+        cached = self._fields_cache
+        if cached is None or cached[0] != own or cached[1] != subject:
+            merged: dict[str, Any] = {}
+            merge(merged, subject)
+            merge(merged, own)
+            self._fields_cache = cached = (dict(own), dict(subject), merged)
+        return cached[2]
 
     def _complete_pairs(self, pb: Payload, context: Contexts, tstamp: Timestamp) -> Payload:
         """The 0.5.0 ``complete_payload``: an :class:`Event` around ``pb``'s pairs."""
@@ -307,24 +310,20 @@ class Tracker:
 
     def _device_time(self) -> int:
         shared = _shared_dtm.get()
-        if shared is not None:
-            return shared
-        return int((self._clock or time.time)() * 1000)
+        return shared if shared is not None else int((self._clock or time.time)() * 1000)
 
     def _hand_over(self, pairs: dict[str, Any]) -> None:
         """Every value as the string the wire sends, then the finished event to every emitter."""
         for name, value in pairs.items():
             if value.__class__ is not str:
                 pairs[name] = str(value)
-        text = "".join(pairs.values())
-        if not text.isascii():
+        if not "".join(pairs.values()).isascii():
             _check_utf8(pairs)
         for emitter in self.emitters:
             emitter.input(pairs)  # the same finished event for each (ours never change it)
 
     # -- events --------------------------------------------------------------------------------
 
-    @_call_site
     def track_page_view(
         self,
         page_url: str,
@@ -335,11 +334,13 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A page view (``e=pv``) of ``page_url`` (:class:`~snowplow_tracker.events.PageView`)."""
-        event = PageView(page_url, page_title, referrer, event_subject, context, tstamp)
-        self.track(event=event)
-        return self
+        try:
+            event = PageView(page_url, page_title, referrer, event_subject, context, tstamp)
+            self.track(event=event)
+            return self
+        except ContractError as error:
+            raise contracts.relabel(error, "track_page_view()", _RENAMED) from None
 
-    @_call_site
     def track_page_ping(
         self,
         page_url: str,
@@ -354,22 +355,24 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A page ping (``e=pp``): see :class:`~snowplow_tracker.events.PagePing`."""
-        event = PagePing(
-            page_url,
-            page_title,
-            referrer,
-            min_x,
-            max_x,
-            min_y,
-            max_y,
-            event_subject,
-            context,
-            tstamp,
-        )
-        self.track(event=event)
-        return self
+        try:
+            event = PagePing(
+                page_url,
+                page_title,
+                referrer,
+                min_x,
+                max_x,
+                min_y,
+                max_y,
+                event_subject,
+                context,
+                tstamp,
+            )
+            self.track(event=event)
+            return self
+        except ContractError as error:
+            raise contracts.relabel(error, "track_page_ping()", _RENAMED) from None
 
-    @_call_site
     def track_struct_event(
         self,
         category: str,
@@ -382,13 +385,15 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A structured event (``e=se``): category, action, and optional label, property, value."""
-        event = StructuredEvent(
-            category, action, label, property_, value, event_subject, context, tstamp
-        )
-        self.track(event=event)
-        return self
+        try:
+            event = StructuredEvent(
+                category, action, label, property_, value, event_subject, context, tstamp
+            )
+            self.track(event=event)
+            return self
+        except ContractError as error:
+            raise contracts.relabel(error, "track_struct_event()", _RENAMED) from None
 
-    @_call_site
     def track_self_describing_event(
         self,
         event_json: SelfDescribingValue,
@@ -397,10 +402,12 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A self-describing event (``e=ue``): ``{"schema": "iglu:...", "data": {...}}``."""
-        self.track(event=SelfDescribing(event_json, event_subject, context, tstamp))
-        return self
+        try:
+            self.track(event=SelfDescribing(event_json, event_subject, context, tstamp))
+            return self
+        except ContractError as error:
+            raise contracts.relabel(error, "track_self_describing_event()", _RENAMED) from None
 
-    @_call_site
     def track_unstruct_event(
         self,
         event_json: SelfDescribingValue,
@@ -409,11 +416,13 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """The 0.5.0 name of :meth:`track_self_describing_event`."""
-        return self.track_self_describing_event(
-            event_json=event_json, context=context, tstamp=tstamp, event_subject=event_subject
-        )
+        try:
+            return self.track_self_describing_event(
+                event_json=event_json, context=context, tstamp=tstamp, event_subject=event_subject
+            )
+        except ContractError as error:
+            raise contracts.relabel(error, "track_unstruct_event()", _RENAMED) from None
 
-    @_call_site
     def track_screen_view(
         self,
         name: str | None = None,
@@ -424,22 +433,24 @@ class Tracker:
     ) -> Tracker:
         """A screen view: a self-describing event with the screen_view 1-0-0 schema
         (for the mobile schema, see :meth:`track_mobile_screen_view`)."""
-        if contracts._enabled:
-            contracts.optional_string("track_screen_view()", "name", name)
-            contracts.optional_string("track_screen_view()", "id_", id_)
-            if not name and not id_:
-                fail_value(
-                    "track_screen_view()", "name or id_", "given (the schema needs one)", None
-                )
-        data = {key: value for key, value in (("name", name), ("id", id_)) if value is not None}
-        return self.track_self_describing_event(
-            event_json=SelfDescribingJson(SCREEN_VIEW_SCHEMA, data),
-            context=context,
-            tstamp=tstamp,
-            event_subject=event_subject,
-        )
+        try:
+            if contracts._enabled:
+                contracts.optional_string("track_screen_view()", "name", name)
+                contracts.optional_string("track_screen_view()", "id_", id_)
+                if not name and not id_:
+                    fail_value(
+                        "track_screen_view()", "name or id_", "given (the schema needs one)", None
+                    )
+            data = {key: value for key, value in (("name", name), ("id", id_)) if value is not None}
+            return self.track_self_describing_event(
+                event_json=SelfDescribingJson(SCREEN_VIEW_SCHEMA, data),
+                context=context,
+                tstamp=tstamp,
+                event_subject=event_subject,
+            )
+        except ContractError as error:
+            raise contracts.relabel(error, "track_screen_view()", _RENAMED) from None
 
-    @_call_site
     def track_mobile_screen_view(
         self,
         name: str,
@@ -455,20 +466,23 @@ class Tracker:
     ) -> Tracker:
         """A mobile screen view (:class:`~snowplow_tracker.events.ScreenView`); ``id_`` is
         made (a UUID) when not given."""
-        event = ScreenView(
-            id_ if id_ is not None else self.get_uuid(),
-            name,
-            type,
-            previous_name,
-            previous_id,
-            previous_type,
-            transition_type,
-            event_subject,
-            context,
-            tstamp,
-        )
-        self.track(event=event)
-        return self
+        try:
+            event = ScreenView(
+                id_ if id_ is not None else self.get_uuid(),
+                name,
+                type,
+                previous_name,
+                previous_id,
+                previous_type,
+                transition_type,
+                event_subject,
+                context,
+                tstamp,
+            )
+            self.track(event=event)
+            return self
+        except ContractError as error:
+            raise contracts.relabel(error, "track_mobile_screen_view()", _RENAMED) from None
 
     def _track_json(
         self,
@@ -482,7 +496,6 @@ class Tracker:
             event_json=event.event_json, context=context, tstamp=tstamp, event_subject=event_subject
         )
 
-    @_call_site
     def track_link_click(
         self,
         target_url: str,
@@ -495,10 +508,14 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A link click (link_click 1-0-1): see :class:`~snowplow_tracker.events.LinkClick`."""
-        event = LinkClick(target_url, element_id, element_classes, element_target, element_content)
-        return self._track_json(event, context, tstamp, event_subject)
+        try:
+            event = LinkClick(
+                target_url, element_id, element_classes, element_target, element_content
+            )
+            return self._track_json(event, context, tstamp, event_subject)
+        except ContractError as error:
+            raise contracts.relabel(error, "track_link_click()", _RENAMED) from None
 
-    @_call_site
     def track_add_to_cart(
         self,
         sku: str,
@@ -512,10 +529,12 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """Items added to a cart (add_to_cart 1-0-0)."""
-        event = AddToCart(sku, quantity, name, category, unit_price, currency)
-        return self._track_json(event, context, tstamp, event_subject)
+        try:
+            event = AddToCart(sku, quantity, name, category, unit_price, currency)
+            return self._track_json(event, context, tstamp, event_subject)
+        except ContractError as error:
+            raise contracts.relabel(error, "track_add_to_cart()", _RENAMED) from None
 
-    @_call_site
     def track_remove_from_cart(
         self,
         sku: str,
@@ -529,10 +548,12 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """Items removed from a cart (remove_from_cart 1-0-0)."""
-        event = RemoveFromCart(sku, quantity, name, category, unit_price, currency)
-        return self._track_json(event, context, tstamp, event_subject)
+        try:
+            event = RemoveFromCart(sku, quantity, name, category, unit_price, currency)
+            return self._track_json(event, context, tstamp, event_subject)
+        except ContractError as error:
+            raise contracts.relabel(error, "track_remove_from_cart()", _RENAMED) from None
 
-    @_call_site
     def track_form_change(
         self,
         form_id: str,
@@ -546,10 +567,12 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A change to a form field (change_form 1-0-0)."""
-        event = FormChange(form_id, element_id, node_name, value, type_, element_classes)
-        return self._track_json(event, context, tstamp, event_subject)
+        try:
+            event = FormChange(form_id, element_id, node_name, value, type_, element_classes)
+            return self._track_json(event, context, tstamp, event_subject)
+        except ContractError as error:
+            raise contracts.relabel(error, "track_form_change()", _RENAMED) from None
 
-    @_call_site
     def track_form_submit(
         self,
         form_id: str,
@@ -560,10 +583,12 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A form submission (submit_form 1-0-0)."""
-        event = FormSubmit(form_id, form_classes, elements)
-        return self._track_json(event, context, tstamp, event_subject)
+        try:
+            event = FormSubmit(form_id, form_classes, elements)
+            return self._track_json(event, context, tstamp, event_subject)
+        except ContractError as error:
+            raise contracts.relabel(error, "track_form_submit()", _RENAMED) from None
 
-    @_call_site
     def track_site_search(
         self,
         terms: Sequence[str],
@@ -575,10 +600,12 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """A search on the site (site_search 1-0-0)."""
-        event = SiteSearch(terms, filters, total_results, page_results)
-        return self._track_json(event, context, tstamp, event_subject)
+        try:
+            event = SiteSearch(terms, filters, total_results, page_results)
+            return self._track_json(event, context, tstamp, event_subject)
+        except ContractError as error:
+            raise contracts.relabel(error, "track_site_search()", _RENAMED) from None
 
-    @_call_site
     def track_ecommerce_transaction_item(
         self,
         order_id: str,
@@ -593,13 +620,24 @@ class Tracker:
         event_subject: Subject | None = None,
     ) -> Tracker:
         """One line of a transaction (``e=ti``); usually sent by ``track_ecommerce_transaction``."""
-        event = EcommerceTransactionItem(
-            order_id, sku, price, quantity, name, category, currency, event_subject, context, tstamp
-        )
-        self.track(event=event)
-        return self
+        try:
+            event = EcommerceTransactionItem(
+                order_id,
+                sku,
+                price,
+                quantity,
+                name,
+                category,
+                currency,
+                event_subject,
+                context,
+                tstamp,
+            )
+            self.track(event=event)
+            return self
+        except ContractError as error:
+            raise contracts.relabel(error, "track_ecommerce_transaction_item()", _RENAMED) from None
 
-    @_call_site
     def track_ecommerce_transaction(
         self,
         order_id: str,
@@ -623,34 +661,38 @@ class Tracker:
         currency, context, ``tstamp`` and ``event_subject`` apply to items that
         have none. The caller's dicts are not changed.
         """
-        items = list(items) if items is not None else []
-        if contracts._enabled:
-            _check_items(items)
-        event = EcommerceTransaction(
-            order_id,
-            total_value,
-            affiliation,
-            tax_value,
-            shipping,
-            city,
-            state,
-            country,
-            currency,
-            event_subject,
-            context,
-            tstamp,
-        )
-        token = _shared_dtm.set(self._device_time())
         try:
-            self.track(event=event)
-            for item in items:
-                fields = {"currency": currency, "context": context, **item}
-                self.track_ecommerce_transaction_item(
-                    order_id=order_id, tstamp=tstamp, event_subject=event_subject, **fields
-                )
-        finally:
-            _shared_dtm.reset(token)
-        return self
+            items = list(items) if items is not None else []
+            if contracts._enabled:
+                _check_items(items)
+            event = EcommerceTransaction(
+                order_id,
+                total_value,
+                affiliation,
+                tax_value,
+                shipping,
+                city,
+                state,
+                country,
+                currency,
+                event_subject,
+                context,
+                tstamp,
+            )
+            token = _shared_dtm.set(self._device_time())
+            try:
+                self.track(event=event)
+                for item in items:
+                    fields = {"currency": currency, "context": context, **item}
+                    self.track_ecommerce_transaction_item(
+                        order_id=order_id, tstamp=tstamp, event_subject=event_subject, **fields
+                    )
+            finally:
+                _shared_dtm.reset(token)
+            return self
+
+        except ContractError as error:
+            raise contracts.relabel(error, "track_ecommerce_transaction()", _RENAMED) from None
 
 
 # -- checks ------------------------------------------------------------------------------------

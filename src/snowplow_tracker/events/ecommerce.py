@@ -50,7 +50,7 @@ class EcommerceTransaction(Event):
             "tr_co": country,
             "tr_cu": currency,
         }
-        super().__init__(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
 
 
 class EcommerceTransactionItem(Event):
@@ -89,7 +89,7 @@ class EcommerceTransactionItem(Event):
             "ti_qu": quantity,
             "ti_cu": currency,
         }
-        super().__init__(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
 
 
 __all__ = ["EcommerceTransaction", "EcommerceTransactionItem"]

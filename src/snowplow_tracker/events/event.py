@@ -46,13 +46,27 @@ class Event:
         context: Context = None,
         true_timestamp: Timestamp = None,
     ) -> None:
+        pairs = own_pairs(dict(dict_)) if dict_ else {}
+        self._setup(pairs, event_subject, context, true_timestamp)
+
+    def _setup(
+        self,
+        pairs: dict[str, Any],
+        event_subject: Subject | None,
+        context: Context,
+        true_timestamp: Timestamp,
+    ) -> None:
+        """What every constructor does: check the common arguments and keep ``pairs``
+        (a fresh dict without ``None`` and ``""``) as the payload."""
         if contracts._enabled and not (
             (event_subject is None or event_subject.__class__ is Subject)
             and (context is None or context.__class__ is list)
             and (true_timestamp is None or finite(true_timestamp))
         ):
             check_common(type(self).__name__ + "()", event_subject, context, true_timestamp)
-        self.payload = Payload(dict_)
+        payload = Payload.__new__(Payload)
+        payload.nv_pairs = pairs
+        self.payload = payload
         self.event_subject = event_subject
         self.context = context or []
         self.true_timestamp = true_timestamp

@@ -34,7 +34,7 @@ class SelfDescribing(Event):
             contracts.fail_type(
                 "SelfDescribing()", "event_json", "a SelfDescribingJson or dict", event_json
             )
-        super().__init__({"e": "ue"}, event_subject, context, true_timestamp)
+        self._setup({"e": "ue"}, event_subject, context, true_timestamp)
         self.event_json = event_json
 
     def _add_json(self, pairs: dict[str, Any], encode_base64: bool, encoder: JsonEncoder) -> None:

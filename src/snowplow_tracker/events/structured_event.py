@@ -57,7 +57,7 @@ class StructuredEvent(Event):
             "se_pr": property_,
             "se_va": value,
         }
-        super().__init__(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
 
     category = _field("se_ca", "category: the event's category", _required)
     action = _field("se_ac", "action: what was done", _required)
