@@ -229,3 +229,108 @@ def _parse(buffer: bytes, pos: int) -> tuple[Any, int] | None:
         return items, at
     # An inline command (``PING\r\n``), as redis-cli or a raw socket sends it.
     return buffer[pos:line_end].split(), line_end + 2
+
+
+class SilentListener:
+    """Accepts connections and never answers (a broker that hangs): holds every socket."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = int(self._listener.getsockname()[1])
+        self._held: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, name="silent-listener", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            self._held.append(sock)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        for sock in self._held:
+            _close(sock)
+
+
+class SilenceableProxy:
+    """A TCP proxy to a server that can go silent. While silent, it accepts connections and
+    forwards nothing either way (what it reads is lost), as a hung server or a black-holed
+    route does; :meth:`resume` closes the connections that went silent and forwards again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = int(self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._silent = False
+        self._live: list[tuple[socket.socket, socket.socket | None]] = []
+        self._frozen: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, name="silenceable-proxy", daemon=True).start()
+
+    def silence(self) -> None:
+        with self._lock:
+            self._silent = True
+            for client, server in self._live:
+                self._frozen.append(client)
+                if server is not None:
+                    self._frozen.append(server)
+            self._live = []
+
+    def resume(self) -> None:
+        with self._lock:
+            self._silent = False
+            frozen, self._frozen = self._frozen, []
+        for sock in frozen:
+            _close(sock)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        self.resume()
+        with self._lock:
+            for client, server in self._live:
+                _close(client)
+                if server is not None:
+                    _close(server)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                silent = self._silent
+                if silent:
+                    self._frozen.append(client)
+            if silent:
+                threading.Thread(target=self._pump, args=(client, None), daemon=True).start()
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            with self._lock:
+                self._live.append((client, server))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket | None) -> None:
+        while True:
+            data = _recv(source)
+            if not data:
+                if sink is not None and not self._is_frozen(source):
+                    _close(sink)
+                return
+            if sink is None or self._is_frozen(source):
+                continue  # silent: what was sent is lost
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def _is_frozen(self, sock: socket.socket) -> bool:
+        with self._lock:
+            return sock in self._frozen
