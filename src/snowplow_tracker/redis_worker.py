@@ -18,6 +18,13 @@ the hash slot of ``key``, as a Redis Cluster requires):
   and gives them to the emitter. An event leaves Redis only once the emitter
   has reported it sent; events the emitter reports unsent go back to the tail
   of ``key`` and the worker backs off before taking more.
+* The lists in Redis are the truth, whatever replies are lost and whatever the
+  client retries (see ``_redis_lists``): a batch is the whole processing list,
+  the acknowledgement does nothing when it ran already, and after a Redis error
+  the processing list goes back to the head of ``key`` (``requeued``; events
+  sent whose acknowledgement was lost go out again, counted as ``resent``).
+* Values that are not events (too large, too deep to parse, not a flat JSON
+  object) go to ``{key}:invalid``, counted and logged once each.
 * While it runs, a worker refreshes a heartbeat key with a TTL. A worker that
   died (``kill -9``, power loss) stops refreshing it; the others (and every
   worker that starts) move its processing list back to ``key``. Those events
