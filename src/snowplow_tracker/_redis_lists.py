@@ -11,8 +11,10 @@ must never be able to lose an event, so no command here trusts a reply to say wh
 * moving a list back (at shutdown, after a Redis error, recovering a dead worker) moves
   whatever is there, one ``LMOVE`` or one script at a time: run twice, it moves the rest.
 
-Without scripts (a proxy or an ACL refuses them), the plain commands keep the first two
-promises; a re-run acknowledgement can then push unsent events twice (duplicates, no loss).
+Without scripts (a proxy or an ACL refuses them), plain commands keep the same promises: the
+acknowledgement is then a transaction on a watched processing list (redis-py never re-runs a
+watched transaction). Only where the client has no transactions either (a cluster client of
+redis-py before 6.1) can a re-run acknowledgement push unsent events twice (no loss).
 """
 
 from __future__ import annotations
@@ -79,15 +81,17 @@ class WorkerLists:
         heartbeat_ttl) and removed us from the set, we are back in it, with a live heartbeat,
         before an event reaches our processing list. The block is shorter than the TTL, so the
         heartbeat is still alive when BLMOVE moves an event. BLMOVE's reply only says whether
-        an event came: a re-run BLMOVE may have moved another, and the list has both.
+        an event came: a re-run BLMOVE may have moved another (or, timing out, hide the one its
+        first run moved), so the list's length, read in the same round trip, decides.
         """
         pipe = self.rdb.pipeline(transaction=False)
         self._register(pipe)
         block = min(self.poll_interval, self.heartbeat_ttl / 2)
         pipe.blmove(self.key, self.processing_key, block, src="LEFT", dest="RIGHT")
-        _, added, first = pipe.execute()
+        pipe.llen(self.processing_key)
+        _, added, _, waiting = pipe.execute()
         self._note_membership(added)
-        if first is None:
+        if not waiting:
             return []
         raws = self._fill()
         self._count("taken", len(raws))
@@ -142,12 +146,22 @@ class WorkerLists:
         if self._call_script("_ack_script", keys, args) is not None:
             return
         pipe = self._ack_pipeline()
-        if unsent:
-            pipe.rpush(self.key, *unsent)
-        if invalid:
-            pipe.rpush(self.invalid_key, *invalid)
-        pipe.delete(self.processing_key)
-        pipe.execute()
+        try:
+            if self._transactions:
+                # WATCH: redis-py never retries a watched transaction, and an empty list means
+                # that the acknowledgement went through already (its reply was lost).
+                pipe.watch(self.processing_key)
+                if pipe.llen(self.processing_key) == 0:
+                    return
+                pipe.multi()
+            if unsent:
+                pipe.rpush(self.key, *unsent)
+            if invalid:
+                pipe.rpush(self.invalid_key, *invalid)
+            pipe.delete(self.processing_key)
+            pipe.execute()
+        finally:
+            pipe.reset()
 
     def _ack_pipeline(self) -> Any:
         """A MULTI/EXEC pipeline, or an ordered one where the client has no transactions.

@@ -173,7 +173,7 @@ class RedisWorker(WorkerLists):
         self._next_recovery = 0.0
         self._next_scan = 0.0
         self._failures = 0
-        self._unconfirmed = 0  # events sent whose acknowledgement raised
+        self._unconfirmed = (0, 0, 0)  # sent, unsent, invalid of an acknowledgement that raised
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -265,13 +265,14 @@ class RedisWorker(WorkerLists):
         replies were lost): return it to the head of ``key``, to be sent again."""
         moved = self._move_back(self.processing_key)
         self._count("requeued", moved)
-        unconfirmed, self._unconfirmed = self._unconfirmed, 0
-        if moved:  # the acknowledgement (all or nothing) did not happen: they go out again
-            self._count("resent", min(moved, unconfirmed))
-        else:  # it did; only its reply was lost
-            self._count("sent", unconfirmed)
-        if moved and unconfirmed:
-            logger.warning("%d sent event(s) were not acknowledged: sent again", unconfirmed)
+        (sent, unsent, invalid), self._unconfirmed = self._unconfirmed, (0, 0, 0)
+        if not moved:  # the acknowledgement went through; only its reply was lost
+            self._count("sent", sent)
+            self._count("requeued", unsent)
+            self._count("invalid", invalid)
+        elif sent:  # it did not (all or nothing): the batch goes out again
+            self._count("resent", sent)
+            logger.warning("%d sent event(s) were not acknowledged: sent again", sent)
 
     def _recover_when_due(self) -> None:
         """Recover from the workers set every ``heartbeat_ttl``; scan the keyspace too at
@@ -305,9 +306,9 @@ class RedisWorker(WorkerLists):
             batch.done.set()
         sent, unsent = outcome(batch, not _reports_outcomes(self.emitter))
         self._current = None
-        self._unconfirmed = len(sent)
+        self._unconfirmed = (len(sent), len(unsent), len(batch.invalid))
         self._ack(unsent, batch.invalid)
-        self._unconfirmed = 0
+        self._unconfirmed = (0, 0, 0)
         self._count("sent", len(sent))
         self._count("requeued", len(unsent))
         self._count("invalid", len(batch.invalid))
