@@ -238,6 +238,16 @@ def test_the_worker_command_finds_the_app_lazily() -> None:
     assert result.stdout.strip() == "ok", result.stderr
 
 
+def test_publish_timeout_is_checked() -> None:
+    from snowplow_tracker import InvalidTypeError, InvalidValueError
+
+    for bad in (0, -1):
+        with pytest.raises(InvalidValueError, match="publish_timeout"):
+            CeleryEmitter("127.0.0.1:9", publish_timeout=bad)
+    with pytest.raises(InvalidTypeError, match="publish_timeout"):
+        CeleryEmitter("127.0.0.1:9", publish_timeout="2")
+
+
 def test_retry_classification() -> None:
     assert _celery_app.is_retryable(None)
     assert all(_celery_app.is_retryable(s) for s in (408, 425, 429, 500, 502, 503, 504))

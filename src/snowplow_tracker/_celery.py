@@ -7,6 +7,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from . import contracts
 from ._delivery import Event
 from ._extras import require
 from ._http import SendResult
@@ -127,6 +128,8 @@ class CeleryEmitter(AsyncEmitter):
         **options: Any,
     ) -> None:
         require("celery", "celery")
+        if contracts._enabled:
+            contracts.positive("CeleryEmitter()", "publish_timeout", publish_timeout)
         super().__init__(
             endpoint,
             protocol,
