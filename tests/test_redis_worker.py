@@ -360,12 +360,15 @@ def test_the_cli_drains_a_key(
     from snowplow_tracker.cli import main
 
     track_many(RedisEmitter(client, key), 12)
+    client.rpush(key, json.dumps({"e": "pv", "url": "x" * 2000}))  # over --max-event-bytes
     argv = ["redis-worker", "--redis-url", "redis://127.0.0.1:6379/0", "--key", key]
     argv += ["--endpoint", collector.endpoint, "--method", "post", "--stop-when-empty"]
+    argv += ["--max-event-bytes", "1500"]
     assert main(argv) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert stats["sent"] == 12
+    assert (stats["sent"], stats["invalid"]) == (12, 1)
     assert len(eids(collector.events)) == 12
+    client.delete(slot_key(key, "invalid"))
     assert_nothing_left(client, key)
 
 
