@@ -175,7 +175,7 @@ class WorkerLists:
             try:
                 return self.rdb.pipeline(transaction=True)
             except Exception as exc:
-                if _is_redis_error(exc) or "transaction" not in str(exc).lower():
+                if is_redis_error(exc) or "transaction" not in str(exc).lower():
                     raise
                 logger.info("no transactions on this client (%s); acknowledging in order", exc)
                 self._transactions = False
@@ -364,7 +364,7 @@ def _is_script_unavailable(exc: BaseException) -> bool:
     return "unknown command" in text or "noscript" in text or "not allowed" in text
 
 
-def _is_redis_error(exc: BaseException) -> bool:
+def is_redis_error(exc: BaseException) -> bool:
     try:
         import redis
     except ImportError:  # a duck-typed client without redis-py installed

@@ -77,7 +77,7 @@ from typing import Any, Callable
 
 from . import contracts
 from ._redis_batch import MAX_EVENT_BYTES, Batch, Raw, decode, event_identity, outcome
-from ._redis_lists import MAX_BATCH, WorkerLists, _is_redis_error, slot_key
+from ._redis_lists import MAX_BATCH, WorkerLists, is_redis_error, slot_key
 
 logger = logging.getLogger("snowplow_tracker.redis_worker")
 
@@ -253,7 +253,7 @@ class RedisWorker(WorkerLists):
                 if not self._send(raws):
                     return  # abandoned at shutdown: the finally block returns it to Redis
             except Exception as exc:
-                if not _is_redis_error(exc):
+                if not is_redis_error(exc):
                     raise
                 dirty = True
                 self._count("redis_errors", 1)
