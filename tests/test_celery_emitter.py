@@ -102,14 +102,14 @@ def test_the_default_worker_receives_batches_and_delivers_them(
 ) -> None:
     emitter = CeleryEmitter(collector.endpoint, method=method, buffer_size=2)
     recorder = Recorder(emitter)
-    track_varied(recorder)  # 3 events: one batch of 2 is handed over at once
-    assert len(emitter.buffer) == 1
-    Tracker(emitter).flush()
+    track_varied(recorder)  # 3 events: a batch of 2 is handed over in the background
+    Tracker(emitter).flush(timeout=30)
     assert emitter.buffer == []
     collector.wait_for(3, 30)
     sent_in_order(recorder, collector)
     assert {e.method for e in collector.events} == {method.upper()}
-    assert emitter.stats() == {"handed_over": 3, "failed": 0, "dropped": 0}
+    stats = emitter.stats()
+    assert (stats.sent, stats.failed, stats.queued, stats.in_flight) == (3, 0, 0, 0)
     assert "snowplow_tracker.send_events" in default_worker.read_text()
 
 
@@ -221,43 +221,6 @@ def test_binding_to_your_own_app(collector: Collector) -> None:
     assert _celery_app._app is None  # the default app was never built
 
 
-def test_an_unreachable_broker_keeps_events_or_reports_them() -> None:
-    app = celery.Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
-    app.conf.task_publish_retry = False
-    app.conf.broker_connection_timeout = 1
-    app.conf.broker_transport_options = {"max_retries": 0}
-    emitter = CeleryEmitter("127.0.0.1:9", method="post", app=app)
-    track_many(emitter, 3)
-    assert emitter.flush() is False
-    assert len(emitter.buffer) == 3  # kept for the next flush
-    failures: list[tuple[int, list[dict[str, str]]]] = []
-    emitter.on_failure = lambda n, events: failures.append((n, events))
-    assert emitter.sync_flush() is False
-    assert [(n, len(events)) for n, events in failures] == [(0, 3)]
-    assert emitter.buffer == []
-    assert emitter.stats() == {"handed_over": 0, "failed": 6, "dropped": 0}
-
-
-def test_the_default_app_gives_up_on_a_dead_broker_and_keeps_the_events() -> None:
-    with producer_env(SNOWPLOW_CELERY_BROKER_URL="redis://127.0.0.1:1/0"):
-        emitter = CeleryEmitter("127.0.0.1:9", method="post")
-        track_many(emitter, 3)
-        assert emitter.flush() is False
-    assert len(emitter.buffer) == 3
-    assert emitter.stats()["failed"] == 3
-
-
-def test_events_kept_for_a_dead_broker_are_bounded() -> None:
-    app = celery.Celery("down", broker="redis://127.0.0.1:1/0", set_as_current=False)
-    app.conf.task_publish_retry = False
-    app.conf.broker_connection_timeout = 1
-    app.conf.broker_transport_options = {"max_retries": 0}
-    emitter = CeleryEmitter("127.0.0.1:9", method="post", buffer_size=4, app=app, max_kept=5)
-    track_many(emitter, 8)  # two failed hand-overs of 4
-    assert [e["se_va"] for e in emitter.buffer] == ["3", "4", "5", "6", "7"]
-    assert emitter.stats()["dropped"] == 3
-
-
 def test_the_worker_command_finds_the_app_lazily() -> None:
     code = (
         "import sys, snowplow_tracker.emitters as m\n"
@@ -273,6 +236,16 @@ def test_the_worker_command_finds_the_app_lazily() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_publish_timeout_is_checked() -> None:
+    from snowplow_tracker import InvalidTypeError, InvalidValueError
+
+    for bad in (0, -1):
+        with pytest.raises(InvalidValueError, match="publish_timeout"):
+            CeleryEmitter("127.0.0.1:9", publish_timeout=bad)
+    with pytest.raises(InvalidTypeError, match="publish_timeout"):
+        CeleryEmitter("127.0.0.1:9", publish_timeout="2")
 
 
 def test_retry_classification() -> None:

@@ -327,9 +327,9 @@ def test_worker_recovers_a_dead_workers_batch_on_the_cluster(
     """Events left in a dead worker's processing list (no heartbeat) are sent by another."""
     key = unique_key("recover")
     track_many(RedisEmitter(rdb=cluster, key=key), 5)
-    dead = RedisWorker(post_emitter(collector), key, cluster, worker_id="dead")
+    dead = RedisWorker(post_emitter(collector), key, cluster, worker_id="dead", batch_size=3)
     dead._beat()
-    assert dead._take_more(3) and cluster.llen(dead.processing_key) == 3
+    assert len(dead._fill()) == 3 and cluster.llen(dead.processing_key) == 3
     cluster.delete(dead._heartbeat_key("dead"))  # as if its TTL ran out
     worker = RedisWorker(post_emitter(collector), key, cluster, poll_interval=0.1)
     drain(worker)
@@ -386,13 +386,22 @@ def test_cluster_key_that_cannot_share_a_slot_is_refused(cluster: Any) -> None:
 
 class ClusterWithoutTransactions:
     """A RedisCluster as redis-py < 6.1 has it: ``pipeline(transaction=True)`` is refused
-    (only redis-py 8 is installable here, so the old refusal is reproduced)."""
+    (only redis-py 8 is installable here, so the old refusal is reproduced). It refuses Lua
+    scripts too, so that the worker acknowledges with plain commands."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
+
+    def register_script(self, script: Any) -> Any:
+        from redis.exceptions import ResponseError
+
+        def refuse(keys: Any = None, args: Any = None, client: Any = None) -> Any:
+            raise ResponseError("unknown command 'EVALSHA'")
+
+        return refuse
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
         from redis.exceptions import RedisClusterException

@@ -360,12 +360,15 @@ def test_the_cli_drains_a_key(
     from snowplow_tracker.cli import main
 
     track_many(RedisEmitter(client, key), 12)
+    client.rpush(key, json.dumps({"e": "pv", "url": "x" * 2000}))  # over --max-event-bytes
     argv = ["redis-worker", "--redis-url", "redis://127.0.0.1:6379/0", "--key", key]
     argv += ["--endpoint", collector.endpoint, "--method", "post", "--stop-when-empty"]
+    argv += ["--max-event-bytes", "1500"]
     assert main(argv) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert stats["sent"] == 12
+    assert (stats["sent"], stats["invalid"]) == (12, 1)
     assert len(eids(collector.events)) == 12
+    client.delete(slot_key(key, "invalid"))
     assert_nothing_left(client, key)
 
 
@@ -374,31 +377,24 @@ def test_a_failed_acknowledgement_sends_the_batch_again_and_loses_nothing(
 ) -> None:
     import redis
 
-    class AckFailsOnce(redis.Redis):
-        failed = False
-
-        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
-            pipe = super().pipeline(transaction, shard_hint)
-            if transaction and not AckFailsOnce.failed:
-                AckFailsOnce.failed = True
-
-                def broken() -> Any:
-                    pipe.reset()
-                    raise redis.ConnectionError("connection lost during the acknowledgement")
-
-                pipe.execute = broken
-            return pipe
-
     track_many(RedisEmitter(client, key), 20)
     worker = fast_worker(
-        Emitter(collector.endpoint, method="post", buffer_size=10),
-        key,
-        AckFailsOnce(host="127.0.0.1", port=6379),
-        batch_size=10,
+        Emitter(collector.endpoint, method="post", buffer_size=10), key, client, batch_size=10
     )
+    acknowledge = worker._ack_script
+    lost: list[int] = []
+
+    def lost_on_the_way(keys: Any, args: Any) -> Any:
+        if not lost:  # the first acknowledgement never reaches Redis
+            lost.append(1)
+            raise redis.ConnectionError("connection lost during the acknowledgement")
+        return acknowledge(keys=keys, args=args)
+
+    worker._ack_script = lost_on_the_way
     worker.run(install_signal_handlers=False, stop_when_empty=True)
     counts = eids(collector.events)
     assert len(counts) == 20
     assert sum(counts.values()) == 30  # the unacknowledged batch went out twice
-    assert worker.stats()["redis_errors"] == 1
+    stats = worker.stats()
+    assert (stats["redis_errors"], stats["resent"], stats["sent"]) == (1, 10, 20)
     assert_nothing_left(client, key)

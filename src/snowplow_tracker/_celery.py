@@ -1,39 +1,116 @@
-"""CeleryEmitter: hands batches of events to a Celery task that sends them."""
+"""CeleryEmitter: the delivery core of AsyncEmitter, with Celery's broker as the transport."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
+from . import contracts
+from ._delivery import Event
 from ._extras import require
-from .emitters import Emitter, stringify
+from ._http import SendResult
+from .emitters import AsyncEmitter, split_batch
+from .event_store import Record, decode_record
+from .typing import FailureCallback, SuccessCallback
 
 logger = logging.getLogger("snowplow_tracker.emitters")
 
+#: Seconds a hand-over may take to connect to the broker, and each read or write after that.
+DEFAULT_PUBLISH_TIMEOUT = 2.0
+#: What a published batch counts as: the broker took it (``SendResult.ok``).
+ACCEPTED = 202
 
-class CeleryEmitter(Emitter):
-    """Buffers like :class:`Emitter`; ``flush`` hands the batch to a Celery worker.
 
-    The batch travels as JSON (a list of event dicts, with the collector's
-    address), never as a pickled emitter, and the local buffer is cleared when
-    it is handed over. The worker sends it with an :class:`Emitter` and retries
-    what failed with Celery's retry and backoff (see ``_celery_app``).
+class CeleryPublisher:
+    """Publishes one batch as one message of the send task, and never raises.
+
+    It uses a broker connection of its own, kept between hand-overs, with
+    every step bounded by ``timeout``: the connection (``connect_timeout``),
+    each socket read and write (the Redis and AMQP transports' options), and
+    no retries by kombu (``max_retries=0``, ``retry=False``): retrying is the
+    delivery core's job, with its policy. A broker that accepts connections
+    and never answers therefore costs one ``timeout`` per attempt.
+    """
+
+    def __init__(self, app: Any, target: dict[str, Any], timeout: float) -> None:
+        self.app = app
+        self.target = target
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._connection: Any = None
+
+    def publish(self, events: list[Event]) -> SendResult:
+        from ._celery_app import send_task
+
+        with self._lock:
+            try:
+                task = send_task(self.app)
+                task.apply_async(
+                    args=(events,),
+                    kwargs=self.target,
+                    serializer="json",
+                    connection=self._connect(task.app),
+                    retry=False,
+                )
+            except Exception as exc:  # the broker is down, silent or refused the message
+                self._forget()
+                return SendResult(None, exc)
+        return SendResult(ACCEPTED)
+
+    def _connect(self, app: Any) -> Any:
+        if self._connection is None:
+            timeout = self.timeout
+            options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+            options.update(read_timeout=timeout, write_timeout=timeout, max_retries=0)
+            self._connection = app.connection_for_write(
+                connect_timeout=timeout, transport_options=options
+            )
+        return self._connection
+
+    def _forget(self) -> None:
+        """Drop the connection without talking to the broker (it may be the problem)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.collect()
+            except Exception:  # freeing a broken connection must not fail a hand-over
+                logger.debug("closing a broker connection failed", exc_info=True)
+
+    def close(self) -> None:
+        """Let the connection go; a hand-over stuck on a silent broker keeps its own."""
+        if self._lock.acquire(timeout=0.05):
+            try:
+                self._forget()
+            finally:
+                self._lock.release()
+
+
+class CeleryEmitter(AsyncEmitter):
+    """Queues like :class:`AsyncEmitter`; a background thread hands batches to a Celery worker.
+
+    ``track_*`` only queues. One hand-over thread publishes each batch as one
+    message of the task ``snowplow_tracker.send_events`` (JSON: the event dicts
+    and the collector's address, never a pickled emitter), with bounded
+    connection and publish timeouts (``publish_timeout`` seconds each, default
+    2). A hand-over that fails is retried with the delivery core's
+    ``retry`` policy, and every event's outcome is counted once in
+    :meth:`stats`: ``sent`` means handed to the broker. ``on_success(count)``
+    and ``on_failure(count, events)`` report hand-overs; the collector's
+    answer reaches the worker only (see ``_celery_app``).
+
+    ``flush(timeout)``, ``close(timeout)`` and interpreter exit are bounded as
+    for :class:`AsyncEmitter`: what ``close`` cannot hand over in time is
+    counted as dropped and given to ``on_failure``.
 
     The task runs on ``app`` if given (register it in your worker with
     :meth:`register_task`), else on an app built on first use from
     ``snowplow_celery_config`` or the default configuration; start a worker for
-    that one with ``celery -A snowplow_tracker.emitters worker``.
-
-    Callbacks cannot cross to the worker. ``on_success(count)`` (if set as an
-    attribute) reports events handed to the broker. If the broker cannot take
-    a batch, ``on_failure(0, events)`` receives it; with no ``on_failure`` the
-    events stay buffered for the next flush (at most ``max_kept``, oldest dropped first).
+    that one with ``celery -A snowplow_tracker.emitters worker``. Other keyword
+    options are AsyncEmitter's (``retry``, ``flush_interval``,
+    ``max_queue_size``, ``overflow``, ``exit_timeout``, ...).
     """
-
-    #: This emitter's own list of events waiting to be handed over (not the delivery core's queue).
-    buffer: list[dict[str, str]] = []  # noqa: RUF012 (set per instance in __init__)
 
     def __init__(
         self,
@@ -42,14 +119,31 @@ class CeleryEmitter(Emitter):
         port: int | None = None,
         method: str = "get",
         buffer_size: int | None = None,
+        on_success: SuccessCallback | None = None,
+        on_failure: FailureCallback | None = None,
         *,
         byte_limit: int | None = None,
         app: Any = None,
-        max_kept: int = 10_000,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        **options: Any,
     ) -> None:
         require("celery", "celery")
-        super().__init__(endpoint, protocol, port, method, buffer_size, byte_limit=byte_limit)
+        if contracts._enabled:
+            contracts.positive("CeleryEmitter()", "publish_timeout", publish_timeout)
+        super().__init__(
+            endpoint,
+            protocol,
+            port,
+            method,
+            buffer_size,
+            on_success,
+            on_failure,
+            1,  # one hand-over thread: batches reach the broker in order
+            byte_limit=byte_limit,
+            **options,
+        )
         self.app = app
+        self.publish_timeout = publish_timeout
         self._target: dict[str, Any] = {
             "endpoint": endpoint,
             "protocol": protocol,
@@ -57,10 +151,7 @@ class CeleryEmitter(Emitter):
             "method": method,
             "byte_limit": byte_limit,
         }
-        self._celery_lock = threading.Lock()
-        self.buffer = []
-        self.max_kept = max_kept
-        self._counts = {"handed_over": 0, "failed": 0, "dropped": 0}
+        self._publisher = CeleryPublisher(app, self._target, publish_timeout)
 
     @staticmethod
     def register_task(app: Any) -> Any:
@@ -69,66 +160,21 @@ class CeleryEmitter(Emitter):
 
         return register_task(app)
 
-    def input(self, payload: Mapping[str, Any]) -> None:
-        """Buffer one event; hand the buffer to Celery when it is full."""
-        event = stringify(payload)
-        with self._celery_lock:
-            self.buffer.append(event)
-            full = len(self.buffer) >= self.buffer_size
-        if full:
-            self.flush()
+    def _units(self, events: Sequence[Record]) -> list[list[Record]]:
+        # One message per batch, whatever the collector method; byte_limit bounds POST batches.
+        return split_batch(events, self.byte_limit)
 
-    # Returns a bool; typed Any to fit both Emitter.flush() -> None and flush(timeout) -> bool.
-    def flush(self, timeout: float | None = None) -> Any:
-        """Hand everything buffered to the Celery task; False if the broker refused it."""
-        with self._celery_lock:
-            batch, self.buffer = self.buffer, []
-        if not batch:
-            return True
-        from ._celery_app import send_task
+    def _send_unit(self, events: list[Record]) -> SendResult:
+        result = self._publisher.publish([decode_record(event) for event in events])
+        if not result.ok:
+            logger.info("handing %d event(s) to Celery failed: %s", len(events), result.describe())
+        return result
 
-        try:
-            send_task(self.app).apply_async(args=(batch,), kwargs=self._target, serializer="json")
-        except Exception as exc:  # the broker is unreachable (Celery already retried)
-            self._handover_failed(batch, exc)
-            return False
-        self._count("handed_over", len(batch))
-        self._report(len(batch), [])
-        return True
-
-    def sync_flush(self, timeout: float | None = None) -> bool:
-        """Same as :meth:`flush`: handing over is synchronous."""
-        return bool(self.flush(timeout))
-
-    def stats(self) -> dict[str, int]:  # type: ignore[override]
-        """Counts of events ``handed_over`` to the broker, in ``failed`` hand-overs, and
-        ``dropped`` because more than ``max_kept`` waited for an unreachable broker."""
-        with self._celery_lock:
-            return dict(self._counts)
+    def _shut_down(self, done: bool) -> None:
+        super()._shut_down(done)
+        self._publisher.close()
 
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
-        self._celery_lock = threading.Lock()
-        self.buffer = []  # the parent hands over what it buffered
-
-    def _handover_failed(self, batch: list[dict[str, str]], exc: BaseException) -> None:
-        self._count("failed", len(batch))
-        if self.on_failure is not None:
-            logger.warning("Celery broker refused %d event(s): %s", len(batch), exc)
-            self._report(0, batch)
-            return
-        logger.warning(
-            "Celery broker refused %d event(s), kept for next flush: %s", len(batch), exc
-        )
-        with self._celery_lock:
-            self.buffer[:0] = batch
-            excess = len(self.buffer) - self.max_kept
-            if excess > 0:  # bounded: the oldest go first, counted
-                del self.buffer[:excess]
-                self._counts["dropped"] += excess
-        if excess > 0:
-            logger.error("Celery broker unreachable: dropped %d buffered event(s)", excess)
-
-    def _count(self, name: str, n: int) -> None:
-        with self._celery_lock:
-            self._counts[name] += n
+        # The parent's broker connection is the parent's: never used (or closed) here.
+        self._publisher = CeleryPublisher(self.app, self._target, self.publish_timeout)

@@ -76,15 +76,6 @@ def _build_app() -> Any:
             task_serializer="json",
             accept_content=["json"],
             broker_connection_retry_on_startup=True,
-            # A flush waits for the broker: with it down, give up in about a second, not minutes.
-            broker_connection_timeout=2,
-            broker_transport_options={"max_retries": 1},
-            task_publish_retry_policy={
-                "max_retries": 2,
-                "interval_start": 0,
-                "interval_step": 0.2,
-                "interval_max": 0.5,
-            },
         )
         logger.debug("Celery app for snowplow_tracker: default configuration")
     else:

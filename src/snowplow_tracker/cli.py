@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Optional
 
+from ._redis_batch import MAX_EVENT_BYTES
+
 Runner = Callable[[argparse.Namespace], int]
 
 
@@ -148,6 +150,12 @@ def _add_redis_worker(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--backoff-cap", type=float, default=30.0, help="longest wait after failure"
     )
     worker.add_argument(
+        "--max-event-bytes",
+        type=int,
+        default=MAX_EVENT_BYTES,
+        help="larger stored values go to {key}:invalid (default: 1 MiB)",
+    )
+    worker.add_argument(
         "--stop-when-empty", action="store_true", help="exit when the list is empty"
     )
     worker.add_argument("--log-level", default="INFO")
@@ -173,6 +181,7 @@ def _run_redis_worker(args: argparse.Namespace) -> int:
         heartbeat_ttl=args.heartbeat_ttl,
         scan_interval=args.scan_interval,
         backoff_cap=args.backoff_cap,
+        max_event_bytes=args.max_event_bytes,
     )
     worker.run(stop_when_empty=args.stop_when_empty)
     print(json.dumps({"worker_id": worker.worker_id, **worker.stats()}), flush=True)

@@ -389,7 +389,7 @@ class Emitter:
     def _send_batch(self, batch: Batch, deadline: float | None, sleep: bool = True) -> bool:
         """Deliver a leased batch and account for it; True if every event was sent."""
         try:
-            units = units_for(batch.events, self.method, self._split)
+            units = self._units(batch.events)
             gen = deliver(units, self.retry, self._clock)
             outcome = run_sync(gen, self._send_unit, self._clock, self._stop, deadline, sleep)
         except Exception:  # a bug must not strand the batch in flight forever
@@ -397,6 +397,10 @@ class Emitter:
             outcome = Outcome(["retries_exhausted"] * len(batch.events))
         self._core.finish(batch, outcome)
         return outcome.statuses.count(SENT) == len(outcome.statuses)
+
+    def _units(self, events: Sequence[Record]) -> list[list[Record]]:
+        """The sends a batch goes out in (CeleryEmitter publishes whole batches)."""
+        return units_for(events, self.method, self._split)
 
     def _split(self, events: Sequence[Record]) -> list[list[Record]]:
         return split_batch(events, self.byte_limit)
@@ -422,7 +426,7 @@ class Emitter:
 
         Calls one callback and returns ``(count_sent, unsent_events)``.
         """
-        units = units_for(batch, self.method, self._split)
+        units = self._units(batch)
         gen = deliver(units, self.retry, self._clock)
         outcome = run_sync(gen, self._send_unit, self._clock, self._stop)
         unsent = [e for e, status in zip(batch, outcome.statuses) if status != "sent"]
