@@ -43,6 +43,7 @@ from ._delivery import (
 )
 from ._handoff import takes_strings
 from ._http import RequestsTransport, SendResult, Timeout, new_session
+from ._redact import redact_url
 from .constants import (
     DEFAULT_BYTE_LIMIT,
     DEFAULT_REQUEST_TIMEOUT,
@@ -195,7 +196,7 @@ class Emitter:
         self._init_threads()
         self._closed = False
         _lifecycle.watch(self)
-        logger.debug("Emitter initialized with endpoint %s", self.endpoint)
+        logger.debug("Emitter initialized with endpoint %s", redact_url(self.endpoint))
 
     @staticmethod
     def _default_retry() -> RetryPolicy:
@@ -357,7 +358,7 @@ class Emitter:
                 "%s of %d event(s) to %s: %s",
                 self.method.upper(),
                 len(events),
-                self.endpoint,
+                redact_url(self.endpoint),
                 result.describe(),
             )
         return result
