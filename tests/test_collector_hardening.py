@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -300,6 +301,50 @@ def test_a_slow_request_within_the_bound_is_served(tmp_path: Path) -> None:
             client.sendall(body[10:])
             assert _read_all(client).startswith(b"HTTP/1.1 200 OK")
         assert requests.get(f"{collector.url}/micro/all", timeout=5).json()["good"] == 1
+
+
+def test_a_body_cut_short_by_a_leaving_client_is_not_collected() -> None:
+    with Collector() as collector:
+        host, port = collector.host, collector.port
+        with socket.create_connection((host, port), timeout=10) as leaving:
+            leaving.sendall(f"POST {TP2} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                            "Content-Type: application/json\r\n\r\n{".encode())  # fmt: skip
+        assert _post(collector.url, _event()).ok
+        collector.wait_for(1)
+        time.sleep(0.1)
+        assert [r.method for r in collector.requests] == ["POST"]
+        assert collector.bad_rows() == []
+
+
+@pytest.mark.parametrize("implementation", ["httptools", "h11"])
+def test_the_deadlines_hold_on_either_http_implementation(
+    monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    if implementation == "h11":
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        from snowplow_tracker.collector import protocol, server
+
+        def h11_class(request_timeout: float) -> Any:
+            bases = (protocol._Deadlines, H11Protocol)
+            return type("TimedH11", bases, {"request_timeout": request_timeout})
+
+        monkeypatch.setattr(server, "protocol_class", h11_class)
+    with Collector(request_timeout=0.5, idle_timeout=0.5) as collector:
+        address = (collector.host, collector.port)
+        with socket.create_connection(address, timeout=10) as slow:
+            slow.sendall(b"GET /i?e=pv&p=srv&tv=t HTTP/1.1\r\nHost: x\r\n")
+            assert _read_all(slow).startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        with socket.create_connection(address, timeout=10) as slow:
+            slow.sendall(f"POST {TP2} HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{{".encode())
+            assert _read_all(slow).startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        with socket.create_connection(address, timeout=10) as idle:
+            assert _read_all(idle) == b""
+        with socket.create_connection(address, timeout=10) as kept:
+            kept.sendall(b"GET /i?e=pv&p=srv&tv=t HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_all(kept).startswith(b"HTTP/1.1 200 OK")
+        assert [r.status for r in collector.requests] == [200]
+        assert len(collector.good()) == 1
 
 
 # -- 4. secrets in the API -------------------------------------------------------------------------
