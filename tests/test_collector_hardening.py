@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from snowplow_tracker._demo import run_demo
-from snowplow_tracker._redact import redact_header, redact_url
+from snowplow_tracker._redact import RedactingFilter, redact_header, redact_url
 from snowplow_tracker.collector import Collector, Resolver, SchemaKey
 from snowplow_tracker.collector.iglu import (
     DirectoryRepository,
@@ -430,6 +430,23 @@ def test_the_demo_logs_no_password_of_its_collector_url(caplog: pytest.LogCaptur
 )  # fmt: skip
 def test_redact_url(text: str, shown: str) -> None:
     assert redact_url(text) == shown
+
+
+def test_the_cli_log_handler_redacts_what_any_library_logs() -> None:
+    # The collector command's handlers get this filter: it covers uvicorn's lines too.
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    other = logging.getLogger("some.library")
+    other.addHandler(handler)
+    try:
+        other.warning("cannot reach %s (%d)", f"https://ci:{SECRET}@iglu.example.com/api", 503)
+        other.warning("plain %s", "text")
+    finally:
+        other.removeHandler(handler)
+    assert stream.getvalue() == (
+        "cannot reach https://<redacted>@iglu.example.com/api (503)\nplain text\n"
+    )
 
 
 def test_a_registry_url_is_shown_redacted() -> None:
