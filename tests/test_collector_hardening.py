@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import http.server
 import io
 import json
 import logging
@@ -238,6 +239,41 @@ def test_the_bad_row_says_the_schema_was_not_resolved_in_time() -> None:
         assert (
             "iglu:com.acme/slow/jsonschema/1-0-0 could not be resolved in time" in event.errors[0]
         )
+
+
+def test_a_schema_that_arrives_late_is_used_from_then_on() -> None:
+    answered = threading.Event()
+
+    class SlowRegistry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(0.6)  # longer than the collector waits
+            body = json.dumps(CATCH_ALL).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            answered.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    schema = "iglu:com.acme/late/jsonschema/1-0-0"
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowRegistry) as registry:
+        threading.Thread(target=registry.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{registry.server_address[1]}"
+        try:
+            with Collector(registries=[url], registry_timeout=0.2) as collector:
+                event = _event(schema, entities=[schema])
+                assert _post(collector.url, event).ok
+                assert "could not be resolved in time" in collector.bad()[0].errors[0]
+                assert answered.wait(5)
+                deadline = time.monotonic() + 5
+                while not collector.good():  # the same event text again: validated anew
+                    assert time.monotonic() < deadline
+                    assert _post(collector.url, event).ok
+                assert collector.good()[0].event_schema == schema
+        finally:
+            registry.shutdown()
 
 
 # -- 3. slow requests ------------------------------------------------------------------------------

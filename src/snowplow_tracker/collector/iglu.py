@@ -48,6 +48,9 @@ BUNDLED_SCHEMAS = Path(__file__).parent / "schemas"
 BUNDLED_NAME = "Iglu Central (bundled)"
 CACHE_SIZE = 500
 LOOKUP_TIMEOUT = 3.0  # seconds a request waits for a remote registry
+# Seconds a lookup itself waits for each network step: longer, so that a slow registry's
+# answer still comes in and is cached for the events after the one that could not wait.
+FETCH_TIMEOUT = 10.0
 MAX_LOOKUPS = 8  # remote lookups in flight at once
 MAX_SCHEMA_BYTES = 1_048_576
 _BUSY = "too many lookups in flight"
@@ -359,7 +362,7 @@ class HttpRepository(Repository):
     """
 
     def __init__(
-        self, base_url: str, *, api_key: str | None = None, timeout: float = LOOKUP_TIMEOUT
+        self, base_url: str, *, api_key: str | None = None, timeout: float = FETCH_TIMEOUT
     ) -> None:
         self.base_url, self.authorization = basic_auth(base_url.rstrip("/"))
         self.name = redact_url(base_url.rstrip("/"))
@@ -448,7 +451,9 @@ class Resolver:
         self.local: list[Repository] = [DirectoryRepository(d) for d in directories]
         self.local.append(DirectoryRepository(BUNDLED_SCHEMAS, BUNDLED_NAME))
         self.remote: list[Repository] = [
-            r if isinstance(r, Repository) else HttpRepository(r, timeout=lookup_timeout)
+            r
+            if isinstance(r, Repository)
+            else HttpRepository(r, timeout=max(lookup_timeout, FETCH_TIMEOUT))
             for r in registries
         ]
         self.miss_ttl = miss_ttl
@@ -539,7 +544,7 @@ class Resolver:
         found = None
         try:
             for repository in self.remote:
-                found = _ask(repository, key, history, self.lookup_timeout)
+                found = _ask(repository, key, history, getattr(repository, "timeout", 0.0))
                 if found is not None:
                     break
         finally:
