@@ -445,6 +445,19 @@ def test_registry_credentials_never_reach_a_log_line(tmp_path: Path) -> None:
     assert registry.authorizations == [expected]
 
 
+def test_a_bad_line_shows_no_password_from_the_event(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "snowplow_tracker.collector")
+    link = "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1"
+    with Collector(log_events=True) as collector:
+        event = _event(link)
+        wrapped = {"schema": link, "data": {"targetUrl": "http://x/",
+                                             "elementClasses": f"http://me:{SECRET}@y/"}}  # fmt: skip
+        event["ue_pr"] = json.dumps({"schema": UNSTRUCT, "data": wrapped})
+        assert _post(collector.url, event).ok
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("BAD")]
+    assert "'http://<redacted>@y/' is not of type 'array'" in line
+
+
 def test_the_demo_logs_no_password_of_its_collector_url(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "snowplow_tracker")
     with Collector() as collector:

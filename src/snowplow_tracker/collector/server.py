@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import uvicorn
 
+from .._redact import redact_url
 from .app import GIF, CollectorApp
 from .iglu import LOOKUP_TIMEOUT, Repository, Resolver
 from .micro import Record
@@ -364,7 +365,8 @@ def _log(record: Record) -> None:
             record.event_type,
         )
     else:
-        logger.warning("BAD %s: %s", record.bad_row_type, "; ".join(record.errors)[:2000])
+        errors = redact_url("; ".join(record.errors)[:2000])  # event data may hold URLs
+        logger.warning("BAD %s: %s", record.bad_row_type, errors)
 
 
 def tune_gc_for_serving() -> None:
