@@ -604,6 +604,8 @@ def _ask(
     """The compiled schema if ``repository`` has it; else notes why not in ``history``."""
     try:
         schema = repository.fetch(key)
+        if schema is not None:
+            return CompiledSchema(key, schema)
     except Exception as exc:  # a repository's failure is a lookup's result, never a crash
         # socket.timeout is no TimeoutError before Python 3.10; urllib wraps it in .reason.
         late = isinstance(exc, socket.timeout) or isinstance(getattr(exc, "reason", None),
@@ -611,8 +613,6 @@ def _ask(
         message = _no_answer(timeout) if late else redact_url(str(exc))[:256]
         error = {"error": "RepoFailure", "message": message}
     else:
-        if schema is not None:
-            return CompiledSchema(key, schema)
         error = {"error": "NotFound"}
     history.append(_history(repository, error))
     return None
@@ -625,9 +625,7 @@ def _no_answer(timeout: float) -> str:
 def _late(history: list[dict[str, Any]]) -> bool:
     """True if a registry's answer was missing, not negative: the miss says "not in time"."""
     return any(
-        e.get("message", "").startswith("no answer within") or e.get("message") == _BUSY
-        for h in history
-        for e in h["errors"]
+        e.get("message", "").startswith("no answer within") for h in history for e in h["errors"]
     )
 
 
