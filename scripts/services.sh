@@ -20,4 +20,18 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "services: could not install chromium; browser tests will be skipped"
 fi
+# The browser tests also run Snowplow's own JavaScript tracker, installed from the npm registry
+# into test-artifacts/ (never committed) when npm is there; without it that test is skipped.
+tracker_dir="$(dirname "$0")/../test-artifacts/js"
+if [ ! -f "$tracker_dir/node_modules/@snowplow/browser-tracker/dist/index.umd.min.js" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "services: installing @snowplow/browser-tracker from npm for the browser tests"
+    mkdir -p "$tracker_dir"
+    (cd "$tracker_dir" && npm install --no-save --no-audit --no-fund --no-package-lock \
+      --silent @snowplow/browser-tracker@4.10.1 >/dev/null 2>&1) \
+      || echo "services: could not install @snowplow/browser-tracker; its browser test will be skipped"
+  else
+    echo "services: no npm; the browser test with Snowplow's JavaScript tracker will be skipped"
+  fi
+fi
 exit 0

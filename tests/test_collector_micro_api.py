@@ -163,11 +163,32 @@ def test_unknown_micro_endpoint_lists_the_endpoints(collector: Collector) -> Non
     assert "/micro/good" in response.json()["endpoints"]
 
 
-def test_micro_answers_carry_cors_headers(collector: Collector) -> None:
-    response = requests.get(
-        f"{collector.url}/micro/all", headers={"Origin": "http://localhost:3000"}, timeout=5
-    )
-    assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+def test_micro_cors_only_for_its_own_and_allowed_origins(collector: Collector) -> None:
+    foreign = {"Origin": "http://localhost:3000"}
+    refused = requests.get(f"{collector.url}/micro/all", headers=foreign, timeout=5)
+    assert refused.status_code == 403
+    assert "access-control-allow-origin" not in refused.headers
+    preflight = requests.options(f"{collector.url}/micro/good", headers=foreign, timeout=5)
+    assert preflight.status_code == 403
+    assert "access-control-allow-origin" not in preflight.headers
+    # Its own origin (the UI) is answered, with CORS headers naming it.
+    own = {"Origin": collector.url}
+    response = requests.post(f"{collector.url}/micro/all", headers=own, timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == collector.url
+    assert response.headers["Vary"] == "Origin"
+    # Without an Origin (curl, test suites) nothing changes, and no CORS header is sent.
+    plain = requests.get(f"{collector.url}/micro/all", timeout=5)
+    assert plain.status_code == 200
+    assert "access-control-allow-origin" not in plain.headers
+    with Collector(allow_origins=["http://localhost:3000/"]) as allowing:
+        response = requests.get(f"{allowing.url}/micro/all", headers=foreign, timeout=5)
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+        assert response.headers["Access-Control-Allow-Credentials"] == "true"
+        other = {"Origin": "http://localhost:3001"}
+        refused = requests.get(f"{allowing.url}/micro/all", headers=other, timeout=5)
+        assert refused.status_code == 403
 
 
 def test_events_gives_lossy_enriched_json(collector: Collector) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
+from ._redact import basic_auth, redact_url
 from .emitters import AsyncEmitter, Emitter
 from .subject import Subject
 from .tracker import Tracker
@@ -100,7 +101,10 @@ if importlib.util.find_spec("httpx") is not None:  # the asyncio emitter needs t
 
 
 def _get_json(url: str, timeout: float = 5.0, data: Optional[bytes] = None) -> Any:
+    url, authorization = basic_auth(url)
     request = urllib.request.Request(url, data=data)
+    if authorization:
+        request.add_header("Authorization", authorization)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
@@ -244,7 +248,7 @@ def run_demo(
             url = own.url
             out.write(f"Started a local collector at {url}\n")
         else:
-            out.write(f"Using the collector already running at {url}\n")
+            out.write(f"Using the collector already running at {redact_url(url)}\n")
     try:
         return _run(url, out, progress, wait, own=own is not None, keep=keep)
     finally:
@@ -266,7 +270,7 @@ def _run(url: str, out: TextIO, progress: bool, wait: float, *, own: bool, keep:
     out.write(f"\n{tally.total} of {expected} events arrived: {good} good, {bad} bad\n")
     for error in sorted(set(tally.errors)):
         out.write(f"  bad: {error}\n")
-    out.write(f"\nSee them in the collector's UI: {url}/micro/ui\n")
+    out.write(f"\nSee them in the collector's UI: {redact_url(url)}/micro/ui\n")
     expected_bad = len(EMITTERS) * sum(e.events for e in EXAMPLES if e.title == INVALID)
     ok = tally.total == expected and bad == expected_bad
     if own and keep:

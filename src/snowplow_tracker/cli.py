@@ -77,15 +77,40 @@ def _add_collector(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "--registry", action="append", default=[], metavar="URL",
         help="also fetch schemas from this Iglu registry (opt-in; e.g. http://host/api/schemas)",
     )  # fmt: skip
+    collector.add_argument(
+        "--registry-timeout", type=float, default=3.0, metavar="SECONDS",
+        help="how long an event waits for a registry before its schema is not resolved (3)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--request-timeout", type=float, default=10.0, metavar="SECONDS",
+        help="a request (headers and body) must arrive within this, else 408 (10)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--idle-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="close a connection idle this long (30)",
+    )  # fmt: skip
+    collector.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="let web pages from ORIGIN (e.g. http://localhost:3000, or *) use the Micro API; "
+        "by default only the collector's own UI can",
+    )  # fmt: skip
+    collector.add_argument(
+        "--keep-secrets", action="store_true",
+        help="keep Cookie, Authorization and Proxy-Authorization headers in full (default: "
+        "their values are redacted in what is stored and shown)",
+    )  # fmt: skip
     collector.add_argument("--quiet", action="store_true", help="do not log every event")
     collector.set_defaults(run=_run_collector)
 
 
 def _run_collector(args: argparse.Namespace) -> int:
+    from ._redact import RedactingFilter
     from .collector import Collector
     from .collector.server import tune_gc_for_serving
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     db = None if args.memory else (args.db or default_db())
     stop = threading.Event()
 
@@ -99,6 +124,9 @@ def _run_collector(args: argparse.Namespace) -> int:
         collector = Collector(
             args.host, args.port, args.schemas, db=db, max_events=args.max_events,
             registries=args.registry, log_events=not args.quiet,
+            registry_timeout=args.registry_timeout, request_timeout=args.request_timeout,
+            idle_timeout=args.idle_timeout, allow_origins=args.allow_origin,
+            keep_secrets=args.keep_secrets,
         ).start()  # fmt: skip
     except OSError as exc:
         print(f"snowplow-tracker collector: cannot listen on {args.host}:{args.port}: {exc}",

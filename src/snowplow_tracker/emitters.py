@@ -42,6 +42,7 @@ from ._delivery import (
     units_for,
 )
 from ._http import RequestsTransport, SendResult, Timeout, new_session
+from ._redact import redact_url
 from ._v1_options import V1Options, as_store
 from .constants import (
     DEFAULT_BYTE_LIMIT,
@@ -223,7 +224,7 @@ class Emitter:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({self.endpoint!r}, method={self.method!r}, "
+            f"{type(self).__name__}({redact_url(self.endpoint)!r}, method={self.method!r}, "
             f"batch_size={self.buffer_size}, byte_limit={self.byte_limit}, "
             f"retry={'on' if self.retry.max_attempts != 1 else 'off'}, "
             f"defaults={self.defaults!r})"
@@ -416,7 +417,7 @@ class Emitter:
                 "%s of %d event(s) to %s: %s",
                 self.method.upper(),
                 len(events),
-                self.endpoint,
+                redact_url(self.endpoint),
                 result.describe(),
             )
         return result

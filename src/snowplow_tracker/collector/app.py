@@ -7,18 +7,21 @@ spent routing is taken from event ingestion.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from email.utils import formatdate
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
+from .._redact import redact_header
 from . import micro
 from .enriched import enrich, event_schema, lossy
-from .iglu import SchemaKey, SchemaNotFound
+from .iglu import Resolver, SchemaKey, SchemaNotFound, SchemaPending
 from .store import Query
 from .validate import CollectorPayload, Event
 
@@ -29,6 +32,7 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+T = TypeVar("T")
 
 GIF = bytes.fromhex(
     "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
@@ -87,9 +91,10 @@ class CollectorApp:
         if scope["type"] != "http":
             return
         reply = await self._route(scope, receive)
-        await _send(scope, send, reply)
+        if reply is not None:  # None: the client is gone (or its request timed out)
+            await _send(scope, send, reply)
 
-    async def _route(self, scope: Scope, receive: Receive) -> _Reply:
+    async def _route(self, scope: Scope, receive: Receive) -> _Reply | None:
         method: str = scope["method"]
         path: str = scope["path"]
         headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
@@ -98,14 +103,22 @@ class CollectorApp:
             return _text(400, "request line too long")
         if sum(len(k) + len(v) for k, v in headers) > MAX_HEADERS:
             return _text(400, "headers too long")
-        origin = next((v for k, v in headers if k == "origin"), None)
+        origin = _header(headers, "origin")
+        if path.startswith("/micro") and origin is not None and not self._may_read(origin, headers):
+            # A page elsewhere may neither read the API nor reset it (no CORS headers either).
+            return _text(403, "cross-origin request refused: start the collector with "
+                         "--allow-origin ORIGIN to let that origin use the Micro API")  # fmt: skip
         if method == "OPTIONS":
             return _cors(_Reply(200), origin, preflight=True)
         body = await _read_body(receive, headers)
+        if body is _GONE:
+            return None
         if body is None:
             return _text(413, "payload too large")
         if path.startswith("/micro"):
-            return _cors(await self._micro(method, path, query, body), origin)
+            reply = await self._micro(method, path, query, body)
+            # Only an origin that passed _may_read gets CORS headers here, never "*".
+            return _cors(reply, origin).header("vary", "Origin") if origin else reply
         if path == "/health" and method in ("GET", "HEAD"):
             return _text(200, "ok")
         if path == "/robots.txt" and method in ("GET", "HEAD"):
@@ -117,6 +130,14 @@ class CollectorApp:
         if _is_tracking(method, path):
             return await self._track(scope, receive, method, path, query, headers, body, origin)
         return _text(404, "not found")
+
+    def _may_read(self, origin: str, headers: list[tuple[str, str]]) -> bool:
+        """True for the collector's own origin (its UI) and the ``--allow-origin`` ones."""
+        allowed = self.collector.allow_origins
+        if origin in allowed or "*" in allowed:
+            return True
+        host = _header(headers, "host")
+        return host is not None and origin in (f"http://{host}", f"https://{host}")
 
     # -- tracking --------------------------------------------------------------------------------
 
@@ -144,6 +165,8 @@ class CollectorApp:
         if anonymous:
             nuid = ANONYMOUS_NUID
             headers = [(k, v) for k, v in headers if k not in _DROPPED_WHEN_ANONYMOUS]
+        if not collector.keep_secrets:
+            headers = [(k, redact_header(k, v)) for k, v in headers]
         payload = CollectorPayload(
             method="GET" if method == "HEAD" else method,
             path=path,
@@ -158,7 +181,7 @@ class CollectorApp:
             network_userid=nuid,
             hostname=_header(headers, "host"),
         )
-        collector._ingest(payload, status)
+        await _resolving(collector.resolver, lambda: collector._ingest(payload, status))
         if method == "POST":
             reply = _Reply(status, b"ok")
         else:
@@ -166,7 +189,8 @@ class CollectorApp:
             reply.header("cache-control", "no-cache, no-store, must-revalidate")
         if scripted.retry_after:
             reply.header("retry-after", scripted.retry_after)
-        _set_cookie(reply, nuid, anonymous, had_cookie=cookie is not None or anonymous)
+        if not anonymous:  # as Snowplow's collector: an anonymous request leaves the cookie be
+            _set_cookie(reply, nuid)
         return _cors(reply, origin)
 
     async def _hung_up_during(self, delay: float, receive: Receive) -> bool:
@@ -200,7 +224,7 @@ class CollectorApp:
             if route == "/micro/events":
                 return self._events(body if method == "POST" else b"")
             if route.startswith("/micro/iglu/"):
-                return self._iglu(route[len("/micro/iglu/") :])
+                return await self._iglu(route[len("/micro/iglu/") :])
             if route == "/micro/ui" or route == "/micro/ui/index.html":
                 return _Reply(200, self._ui(), "text/html; charset=utf-8")
             if route.startswith("/micro/ui/api/"):
@@ -251,13 +275,14 @@ class CollectorApp:
             },
         )
 
-    def _iglu(self, rest: str) -> _Reply:
+    async def _iglu(self, rest: str) -> _Reply:
         try:
             key = SchemaKey.parse("iglu:" + rest)
         except ValueError:
             return _json(400, {"error": f"not a schema path: {rest[:200]}"})
+        resolver = self.collector.resolver
         try:
-            return _json(200, self.collector.resolver.schema(key))
+            return _json(200, await _resolving(resolver, lambda: resolver.schema(key)))
         except SchemaNotFound as exc:
             history = {
                 h["repository"]: {k: v for k, v in h.items() if k != "repository"}
@@ -390,8 +415,11 @@ def _is_tracking(method: str, path: str) -> bool:
     return method in ("GET", "HEAD", "POST")
 
 
+_GONE = b"<the client left>"  # compared by identity
+
+
 async def _read_body(receive: Receive, headers: list[tuple[str, str]]) -> bytes | None:
-    """The request body, or None if it is larger than MAX_BODY."""
+    """The request body; None if it is larger than MAX_BODY; ``_GONE`` if the client left."""
     declared = _header(headers, "content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         return None
@@ -400,7 +428,7 @@ async def _read_body(receive: Receive, headers: list[tuple[str, str]]) -> bytes 
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
+            return _GONE  # a part of a body is no request
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
@@ -441,15 +469,7 @@ def _client_ip(scope: Scope, headers: list[tuple[str, str]]) -> str | None:
     return str(client[0]) if client else None
 
 
-def _set_cookie(reply: _Reply, nuid: str, anonymous: bool, *, had_cookie: bool) -> None:
-    if anonymous:
-        if had_cookie:  # expire the existing cookie
-            reply.header(
-                "set-cookie",
-                f"{COOKIE_NAME}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; "
-                "Path=/; Secure; HttpOnly; SameSite=None",
-            )
-        return
+def _set_cookie(reply: _Reply, nuid: str) -> None:
     expires = formatdate(time.time() + COOKIE_DAYS * 86400, usegmt=True)
     # The value may come from the query string: quote it, so it can neither break the
     # header's encoding nor inject another header.
@@ -467,6 +487,39 @@ def _cors(reply: _Reply, origin: str | None, *, preflight: bool = False) -> _Rep
         reply.header("access-control-allow-headers", "Content-Type, SP-Anonymous")
         reply.header("access-control-max-age", "3600")
     return reply
+
+
+async def _resolving(resolver: Resolver, work: Callable[[], T]) -> T:
+    """``work()``, run again after each remote schema lookup it needs (awaited off the loop).
+
+    ``work`` must not change anything before its lookups are done: validation
+    raises ``SchemaPending`` before an event is stored. Waits end at one deadline
+    for the whole request, after which a schema still missing is reported as not
+    resolved in time.
+    """
+    if not resolver.remote:
+        return work()
+    deadline = time.monotonic() + resolver.lookup_timeout
+    while True:
+        with resolver.deferring(deadline):
+            try:
+                return work()
+            except SchemaPending as pending:
+                future = pending.future
+        await _done_or_timeout(future, deadline - time.monotonic())
+
+
+async def _done_or_timeout(future: concurrent.futures.Future[None], timeout: float) -> None:
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def wake(_: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(done.set)
+
+    future.add_done_callback(wake)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(done.wait(), max(0.0, timeout))
 
 
 async def _send(scope: Scope, send: Send, reply: _Reply) -> None:

@@ -6,6 +6,11 @@ Iglu Central schemas bundled with the package, then, only if the user asked for
 it, in remote registries. Found schemas and misses are cached (bounded), so a
 flood of unknown schema URIs costs neither memory nor disk reads.
 
+Every part of a schema key is checked before it names a file or a URL (no ``..``
+vendor), and a remote lookup runs on a thread of its own, a bounded number at a
+time, so the collector's event loop never waits on a registry: it awaits
+``SchemaPending`` (see ``Resolver.deferring``) until the answer or its deadline.
+
 Validation follows the Iglu clients: JSON Schema Draft 4, with ``format`` checks
 (``uuid`` included, which Draft 4 validators lack). A compiled fast path
 (fastjsonschema) answers "valid" for the common case; only invalid data pays for
@@ -14,15 +19,20 @@ jsonschema's complete error report.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import contextvars
 import ipaddress
 import json
+import os
 import re
+import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain
@@ -32,11 +42,21 @@ from typing import Any, Generic, TypeVar
 import fastjsonschema
 from jsonschema import Draft4Validator, FormatChecker
 
+from .._redact import basic_auth, redact_url
+
 BUNDLED_SCHEMAS = Path(__file__).parent / "schemas"
 BUNDLED_NAME = "Iglu Central (bundled)"
 CACHE_SIZE = 500
+LOOKUP_TIMEOUT = 3.0  # seconds a request waits for a remote registry
+# Seconds a lookup itself waits for each network step: longer, so that a slow registry's
+# answer still comes in and is cached for the events after the one that could not wait.
+FETCH_TIMEOUT = 10.0
+MAX_LOOKUPS = 8  # remote lookups in flight at once
+MAX_SCHEMA_BYTES = 1_048_576
+_BUSY = "too many lookups in flight"
+# A vendor may hold dots but not start with one: "." and ".." would name other directories.
 _URI = re.compile(
-    r"^iglu:(?P<vendor>[a-zA-Z0-9_.-]+)/(?P<name>[a-zA-Z0-9_-]+)/(?P<format>[a-zA-Z0-9_-]+)/"
+    r"^iglu:(?P<vendor>[a-zA-Z0-9_-][a-zA-Z0-9_.-]*)/(?P<name>[a-zA-Z0-9_-]+)/(?P<format>[a-zA-Z0-9_-]+)/"
     r"(?P<version>[1-9][0-9]*-(?:0|[1-9][0-9]*)-(?:0|[1-9][0-9]*))$"
 )
 _DRAFT4 = "http://json-schema.org/draft-04/schema#"
@@ -98,6 +118,12 @@ class SchemaKey:
     format: str
     version: str
 
+    def __post_init__(self) -> None:
+        # Whoever builds a key, its parts are safe to join into a path or a URL.
+        parts = (self.vendor, self.name, self.format, self.version)
+        if not all(isinstance(p, str) for p in parts) or _URI.match(self.uri()) is None:
+            raise ValueError(f"not an Iglu schema key: {'/'.join(map(str, parts))[:200]!r}")
+
     @classmethod
     def parse(cls, uri: object) -> SchemaKey:
         match = _URI.match(uri) if isinstance(uri, str) else None
@@ -117,12 +143,33 @@ class SchemaKey:
 
 
 class SchemaNotFound(LookupError):
-    """No repository holds the schema; ``lookup_history`` says where we looked."""
+    """No repository holds the schema; ``lookup_history`` says where we looked.
 
-    def __init__(self, key: SchemaKey, lookup_history: list[dict[str, Any]]) -> None:
-        super().__init__(f"schema {key.uri()} not found in {len(lookup_history)} repositories")
+    ``timed_out``: a registry did not answer in time (the lookup may still succeed later).
+    """
+
+    def __init__(
+        self, key: SchemaKey, lookup_history: list[dict[str, Any]], *, timed_out: bool = False
+    ) -> None:
+        found = "could not be resolved in time" if timed_out else "not found"
+        super().__init__(f"schema {key.uri()} {found} in {len(lookup_history)} repositories")
         self.key = key
         self.lookup_history = lookup_history
+        self.timed_out = timed_out
+
+
+class SchemaPending(Exception):
+    """A remote lookup is under way; retry once ``future`` is done or ``deadline`` has passed.
+
+    Raised only inside ``Resolver.deferring()``, before anything was stored, so
+    the caller can await ``future`` off the event loop's critical path and run
+    the same validation again.
+    """
+
+    def __init__(self, key: SchemaKey, future: concurrent.futures.Future[None]) -> None:
+        super().__init__(f"schema {key.uri()} is being looked up")
+        self.key = key
+        self.future = future
 
 
 @dataclass(frozen=True)
@@ -293,6 +340,11 @@ class DirectoryRepository(Repository):
 
     def fetch(self, key: SchemaKey) -> dict[str, Any] | None:
         candidate = self.directory / key.path()
+        # Keys are checked when made; this keeps a file outside the directory out even so.
+        # Lexical, so a symlink the user put inside the directory still works.
+        root = os.path.normpath(self.directory)
+        if os.path.commonpath([root, os.path.normpath(candidate)]) != root:
+            return None
         if not candidate.is_file():
             return None
         loaded = json.loads(candidate.read_text(encoding="utf-8"))
@@ -304,11 +356,16 @@ class HttpRepository(Repository):
 
     For an Iglu Server pass ``http://host/api/schemas``; for Iglu Central
     ``http://iglucentral.com/schemas``; for another local collector ``<url>/micro/iglu``.
+
+    ``user:password@`` in the URL is sent as Basic authentication and never shown:
+    the repository's ``name`` (in bad rows and logs) has it redacted.
     """
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 3.0) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.name = self.base_url
+    def __init__(
+        self, base_url: str, *, api_key: str | None = None, timeout: float = FETCH_TIMEOUT
+    ) -> None:
+        self.base_url, self.authorization = basic_auth(base_url.rstrip("/"))
+        self.name = redact_url(base_url.rstrip("/"))
         self.api_key = api_key
         self.timeout = timeout
 
@@ -316,9 +373,11 @@ class HttpRepository(Repository):
         request = urllib.request.Request(f"{self.base_url}/{key.path()}")
         if self.api_key:
             request.add_header("apikey", self.api_key)
+        if self.authorization:
+            request.add_header("Authorization", self.authorization)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                loaded = json.loads(response.read())
+                loaded = json.loads(response.read(MAX_SCHEMA_BYTES))
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 return None
@@ -351,12 +410,32 @@ class _LRU(Generic[K, V]):
         self._items.clear()
 
 
+# Set by Resolver.deferring(): the monotonic time until which a remote lookup is awaited.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "snowplow_iglu_deadline", default=None
+)
+
+
+@dataclass
+class _Lookup:
+    """A remote lookup under way on its own thread."""
+
+    future: concurrent.futures.Future[None]
+    local_history: list[dict[str, Any]]
+    deadline: float  # for callers outside deferring(): when they stop waiting
+
+
 class Resolver:
     """Finds, compiles and caches schemas; thread-safe.
 
     ``directories`` come first, then the bundled Iglu Central copy, then
     ``registries`` (URLs or Repository objects), which are only asked when given.
     A miss is remembered for ``miss_ttl`` seconds.
+
+    Registries are asked on threads of their own, at most ``max_lookups`` keys at
+    a time (beyond that a key is reported as not found, uncached); a caller waits
+    at most ``lookup_timeout`` seconds for one, then the key is reported as not
+    resolved in time while the lookup goes on and caches what it finds.
     """
 
     def __init__(
@@ -366,23 +445,52 @@ class Resolver:
         *,
         cache_size: int = CACHE_SIZE,
         miss_ttl: float = 60.0,
+        lookup_timeout: float = LOOKUP_TIMEOUT,
+        max_lookups: int = MAX_LOOKUPS,
     ) -> None:
-        self.repositories: list[Repository] = [DirectoryRepository(d) for d in directories]
-        self.repositories.append(DirectoryRepository(BUNDLED_SCHEMAS, BUNDLED_NAME))
-        self.repositories.extend(
-            r if isinstance(r, Repository) else HttpRepository(r) for r in registries
-        )
+        self.local: list[Repository] = [DirectoryRepository(d) for d in directories]
+        self.local.append(DirectoryRepository(BUNDLED_SCHEMAS, BUNDLED_NAME))
+        self.remote: list[Repository] = [
+            r
+            if isinstance(r, Repository)
+            else HttpRepository(r, timeout=max(lookup_timeout, FETCH_TIMEOUT))
+            for r in registries
+        ]
         self.miss_ttl = miss_ttl
+        self.lookup_timeout = lookup_timeout
+        self.max_lookups = max_lookups
         self._compiled: _LRU[SchemaKey, CompiledSchema] = _LRU(cache_size)
         self._misses: _LRU[SchemaKey, tuple[float, list[dict[str, Any]]]] = _LRU(cache_size)
         self._by_uri: dict[str, CompiledSchema] = {}
+        self._lookups: dict[SchemaKey, _Lookup] = {}
         #: Results of decoding and validating identical field values (see validate.py).
         self.memo: dict[Any, Any] = {}
         self._lock = threading.RLock()
 
     @property
+    def repositories(self) -> list[Repository]:
+        return [*self.local, *self.remote]
+
+    @property
     def directories(self) -> list[Path]:
-        return [r.directory for r in self.repositories if isinstance(r, DirectoryRepository)]
+        return [r.directory for r in self.local if isinstance(r, DirectoryRepository)]
+
+    @contextlib.contextmanager
+    def deferring(self, deadline: float | None = None) -> Iterator[float]:
+        """Within it, a key being looked up remotely raises ``SchemaPending`` instead of waiting.
+
+        For code on an event loop: it waits for the pending future without blocking
+        the loop and runs again, inside again. Once ``deadline`` (``time.monotonic()``;
+        default: ``lookup_timeout`` from now; yielded) has passed, a key not yet
+        resolved is reported as not resolved in time.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.lookup_timeout
+        token = _deadline.set(deadline)
+        try:
+            yield deadline
+        finally:
+            _deadline.reset(token)
 
     def schema(self, key: SchemaKey) -> dict[str, Any]:
         """The schema JSON; raises SchemaNotFound."""
@@ -395,33 +503,73 @@ class Resolver:
                 return compiled
             miss = self._misses.get(key)
             if miss is not None and time.monotonic() - miss[0] < self.miss_ttl:
-                raise SchemaNotFound(key, miss[1])
-            compiled = self._lookup(key)
-            self._compiled.put(key, compiled)
-            return compiled
+                raise SchemaNotFound(key, miss[1], timed_out=_late(miss[1]))
+            lookup = self._lookups.get(key)
+            if lookup is None:
+                history = self._local_history(key)
+                if isinstance(history, CompiledSchema):
+                    return history
+                if not self.remote:
+                    self._misses.put(key, (time.monotonic(), history))
+                    raise SchemaNotFound(key, history)
+                lookup = self._start_lookup(key, history)
+        return self._await(key, lookup)
 
-    def _lookup(self, key: SchemaKey) -> CompiledSchema:
+    def _local_history(self, key: SchemaKey) -> CompiledSchema | list[dict[str, Any]]:
+        """The compiled schema from a local repository (cached), else where it was not found."""
         history: list[dict[str, Any]] = []
-        for repository in self.repositories:
-            error: dict[str, Any]
-            try:
-                schema = repository.fetch(key)
-            except (OSError, ValueError) as exc:
-                error = {"error": "RepoFailure", "message": str(exc)[:256]}
-            else:
-                if schema is not None:
-                    return CompiledSchema(key, schema)
-                error = {"error": "NotFound"}
-            history.append(
-                {
-                    "repository": repository.name,
-                    "errors": [error],
-                    "attempts": 1,
-                    "lastAttempt": _now_iso(),
-                }
-            )
-        self._misses.put(key, (time.monotonic(), history))
-        raise SchemaNotFound(key, history)
+        for repository in self.local:
+            found = _ask(repository, key, history)
+            if found is not None:
+                self._compiled.put(key, found)
+                return found
+        return history
+
+    def _start_lookup(self, key: SchemaKey, history: list[dict[str, Any]]) -> _Lookup:
+        if len(self._lookups) >= self.max_lookups:
+            busy = [_history(r, {"error": "RepoFailure", "message": _BUSY}) for r in self.remote]
+            raise SchemaNotFound(key, history + busy, timed_out=True)
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        lookup = _Lookup(future, history, time.monotonic() + self.lookup_timeout)
+        self._lookups[key] = lookup
+        thread = threading.Thread(
+            target=self._remote_lookup, args=(key, lookup), name="iglu-lookup", daemon=True
+        )
+        thread.start()
+        return lookup
+
+    def _remote_lookup(self, key: SchemaKey, lookup: _Lookup) -> None:
+        """On its own thread: ask each registry, cache the schema or the miss, wake waiters."""
+        history = list(lookup.local_history)
+        found = None
+        try:
+            for repository in self.remote:
+                found = _ask(repository, key, history, getattr(repository, "timeout", 0.0))
+                if found is not None:
+                    break
+        finally:
+            with self._lock:
+                if found is not None:
+                    self._compiled.put(key, found)
+                    self.memo.clear()  # it may hold this key's "not resolved in time"
+                else:
+                    self._misses.put(key, (time.monotonic(), history))
+                del self._lookups[key]
+            lookup.future.set_result(None)
+
+    def _await(self, key: SchemaKey, lookup: _Lookup) -> CompiledSchema:
+        deadline = _deadline.get()
+        if not lookup.future.done():
+            if deadline is not None and time.monotonic() < deadline:
+                raise SchemaPending(key, lookup.future)
+            if deadline is None:
+                with contextlib.suppress(concurrent.futures.TimeoutError):
+                    lookup.future.result(max(0.0, lookup.deadline - time.monotonic()))
+        if lookup.future.done():
+            return self.compiled(key)  # cached now, as a schema or a miss
+        waited = _no_answer(self.lookup_timeout)
+        late = [_history(r, {"error": "RepoFailure", "message": waited}) for r in self.remote]
+        raise SchemaNotFound(key, lookup.local_history + late, timed_out=True)
 
     def validator(self, key: SchemaKey) -> Draft4Validator:
         return self.compiled(key)._full
@@ -448,6 +596,46 @@ class Resolver:
             self.memo.clear()
             self._compiled.clear()
             self._misses.clear()
+
+
+def _ask(
+    repository: Repository, key: SchemaKey, history: list[dict[str, Any]], timeout: float = 0.0
+) -> CompiledSchema | None:
+    """The compiled schema if ``repository`` has it; else notes why not in ``history``."""
+    try:
+        schema = repository.fetch(key)
+        if schema is not None:
+            return CompiledSchema(key, schema)
+    except Exception as exc:  # a repository's failure is a lookup's result, never a crash
+        # socket.timeout is no TimeoutError before Python 3.10; urllib wraps it in .reason.
+        late = isinstance(exc, socket.timeout) or isinstance(getattr(exc, "reason", None),
+                                                             socket.timeout)  # fmt: skip
+        message = _no_answer(timeout) if late else redact_url(str(exc))[:256]
+        error = {"error": "RepoFailure", "message": message}
+    else:
+        error = {"error": "NotFound"}
+    history.append(_history(repository, error))
+    return None
+
+
+def _no_answer(timeout: float) -> str:
+    return f"no answer within {timeout:g} s"
+
+
+def _late(history: list[dict[str, Any]]) -> bool:
+    """True if a registry's answer was missing, not negative: the miss says "not in time"."""
+    return any(
+        e.get("message", "").startswith("no answer within") for h in history for e in h["errors"]
+    )
+
+
+def _history(repository: Repository, error: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "repository": repository.name,
+        "errors": [error],
+        "attempts": 1,
+        "lastAttempt": _now_iso(),
+    }
 
 
 def _now_iso() -> str:

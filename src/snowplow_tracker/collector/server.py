@@ -22,9 +22,11 @@ from typing import Any, Optional
 
 import uvicorn
 
+from .._redact import redact_url
 from .app import GIF, CollectorApp
-from .iglu import Repository, Resolver
+from .iglu import LOOKUP_TIMEOUT, Repository, Resolver
 from .micro import Record
+from .protocol import IDLE_TIMEOUT, REQUEST_TIMEOUT, protocol_class
 from .store import DEFAULT_MAX_EVENTS, MemoryStore, SqliteStore, Store
 from .validate import (
     CollectorPayload,
@@ -99,8 +101,15 @@ class Collector:
 
     ``schemas`` are directories of Iglu schemas (Iglu layout) searched before the
     bundled Iglu Central copy; ``registries`` are remote Iglu registries, only asked
-    when given. ``db`` is a SQLite file to keep events in (default: memory only).
-    At most ``max_events`` events are kept.
+    when given, each lookup awaited at most ``registry_timeout`` seconds. ``db`` is a
+    SQLite file to keep events in (default: memory only). At most ``max_events``
+    events are kept.
+
+    A request must arrive within ``request_timeout`` seconds (else 408); an idle
+    connection is closed after ``idle_timeout``. ``allow_origins``: origins (or
+    ``"*"``) whose pages may read the Micro API, beside the collector's own.
+    ``keep_secrets``: keep ``Cookie``, ``Authorization`` and ``Proxy-Authorization``
+    values instead of redacting them in what is stored and served.
     """
 
     def __init__(
@@ -113,8 +122,17 @@ class Collector:
         max_events: int = DEFAULT_MAX_EVENTS,
         registries: Iterable[str | Repository] = (),
         log_events: bool = False,
+        registry_timeout: float = LOOKUP_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        allow_origins: Iterable[str] = (),
+        keep_secrets: bool = False,
     ) -> None:
-        self.resolver = Resolver(schemas, registries)
+        self.resolver = Resolver(schemas, registries, lookup_timeout=registry_timeout)
+        self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
+        self.allow_origins = frozenset(o.rstrip("/") for o in allow_origins)
+        self.keep_secrets = keep_secrets
         self.store: Store = (
             SqliteStore(db, max_events) if db is not None else MemoryStore(max_events)
         )
@@ -171,10 +189,10 @@ class Collector:
             log_config=None,
             proxy_headers=False,
             server_header=False,
-            http=_http_implementation(),
+            http=protocol_class(self.request_timeout),
             ws="none",
             loop="asyncio",
-            timeout_keep_alive=30,
+            timeout_keep_alive=self.idle_timeout,  # type: ignore[arg-type] # any number works
             backlog=1024,
         )
         self._server = _Server(config)
@@ -347,7 +365,8 @@ def _log(record: Record) -> None:
             record.event_type,
         )
     else:
-        logger.warning("BAD %s: %s", record.bad_row_type, "; ".join(record.errors)[:2000])
+        errors = redact_url("; ".join(record.errors)[:2000])  # event data may hold URLs
+        logger.warning("BAD %s: %s", record.bad_row_type, errors)
 
 
 def tune_gc_for_serving() -> None:
@@ -378,14 +397,6 @@ def _bind(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
-
-
-def _http_implementation() -> Any:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:  # pragma: no cover - httptools is in the collector extra
-        return "h11"
-    return "httptools"
 
 
 def run_collector(port: int = 0, schemas: Iterable[str | Path] = (), **options: Any) -> Collector:

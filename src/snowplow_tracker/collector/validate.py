@@ -441,8 +441,9 @@ def _iglu_problem(uri: str, instance: Any, resolver: Resolver) -> tuple[str, dic
     try:
         reports = resolver.reports(uri, instance)
     except SchemaNotFound as exc:
+        outcome = "could not be resolved in time" if exc.timed_out else "not found"
         return (
-            f"schema {uri} not found (looked in: "
+            f"schema {uri} {outcome} (looked in: "
             + ", ".join(h["repository"] for h in exc.lookup_history)
             + ")",
             {
