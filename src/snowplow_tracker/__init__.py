@@ -9,25 +9,28 @@
     t.track_page_view("http://www.example.com")
 
 Importing the package imports neither celery nor redis, installs no signal
-handler and touches no logger but its own (``snowplow_tracker``, level INFO,
-with only a ``NullHandler``).
+handler and touches no logger but its own (``snowplow_tracker``, level INFO, with
+one handler that prints to stderr only while the application has configured no
+logging). It warns (:class:`DistributionConflictWarning`) if ``snowplow-tracker``
+or ``minimal-snowplow-tracker``, which share the import name, is installed too.
 """
 
 from __future__ import annotations
 
-import logging
+from . import _logging
 
-logger = logging.getLogger("snowplow_tracker")
-logger.setLevel(logging.INFO)
-logger.addHandler(logging.NullHandler())
+_logging.configure()
+logger = _logging.logger
 
 from ._delivery import DeliveryStats  # noqa: E402
+from ._distribution import warn_on_conflicts  # noqa: E402
 from ._version import __version__, __version_info__  # noqa: E402
 from .contracts import contracts_enabled, disable_contracts, enable_contracts  # noqa: E402
 from .emitters import AsyncEmitter, CeleryEmitter, Emitter, RedisEmitter  # noqa: E402
 from .event_store import EventStore, MemoryEventStore, SQLiteEventStore  # noqa: E402
 from .exceptions import (  # noqa: E402
     ContractError,
+    DistributionConflictWarning,
     EmitterClosedError,
     InvalidTypeError,
     InvalidValueError,
@@ -46,6 +49,7 @@ __all__ = [
     "CeleryEmitter",
     "ContractError",
     "DeliveryStats",
+    "DistributionConflictWarning",
     "Emitter",
     "EmitterClosedError",
     "EventStore",
@@ -68,6 +72,8 @@ __all__ = [
     "enable_contracts",
     "logger",
 ]
+
+warn_on_conflicts()
 
 
 def __getattr__(name: str) -> object:
