@@ -13,5 +13,6 @@ lint_dirs="src tests $(ls -d bench 2>/dev/null || true)"
 .venv/bin/ruff check $lint_dirs
 .venv/bin/ruff format --check $lint_dirs
 .venv/bin/mypy --strict src
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir .site
 rm -f .coverage .coverage.*
 .venv/bin/python -m pytest --cov --cov-branch --cov-report=term "$@"
