@@ -38,6 +38,7 @@ def test_a_conflicting_distribution_is_named_at_import(
     assert done.returncode == 0, done.stderr
     assert "DistributionConflictWarning" in done.stderr
     assert f"{name} {version}" in done.stderr
+    assert f"found in {tmp_path}" in done.stderr
     assert f"pip uninstall {name}" in done.stderr
     assert done.stderr.count("DistributionConflictWarning") == 1
 

@@ -18,25 +18,27 @@ CONFLICTING = {
 }
 
 
-def installed_conflicts() -> list[str]:
-    """The conflicting distributions installed, as ``"name version"``."""
+def installed_conflicts() -> list[tuple[str, str, str]]:
+    """The conflicting distributions installed: ``(name, version, where its metadata is)``."""
     # Two lookups by name only: scanning every installed distribution would slow the import.
     found = []
     for name in CONFLICTING:
         try:
-            found.append(f"{name} {importlib.metadata.version(name)}")
+            dist = importlib.metadata.distribution(name)
         except importlib.metadata.PackageNotFoundError:
             continue
+        found.append((name, dist.version, str(dist.locate_file(""))))
     return found
 
 
 def warn_on_conflicts() -> None:
-    for found in installed_conflicts():
-        name = found.split(" ", 1)[0]
+    for name, version, where in installed_conflicts():
+        # The location tells a stale *.egg-info left in a source tree from a real install.
         warnings.warn(
-            f"{found} ({CONFLICTING[name]}) is installed in this environment next to "
-            f"{DISTRIBUTION}, and both provide the import package snowplow_tracker: the code "
-            f"imported may be a mix of the two. Keep one: pip uninstall {name}",
+            f"{name} {version} ({CONFLICTING[name]}, found in {where}) is installed in this "
+            f"environment next to {DISTRIBUTION}, and both provide the import package "
+            f"snowplow_tracker: the code imported may be a mix of the two. Keep one: "
+            f"pip uninstall {name}",
             DistributionConflictWarning,
             stacklevel=2,
         )
