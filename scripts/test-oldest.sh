@@ -18,6 +18,7 @@ if [ -z "$oldest" ]; then
 fi
 echo "test-oldest: $("$oldest" --version) at $oldest"
 "$oldest" -m venv .venv39
+.venv39/bin/python -m pip uninstall -y -q --disable-pip-version-check snowplow-tracker 2>/dev/null || true
 .venv39/bin/python -m pip install -q --disable-pip-version-check -e '.[all,dev]'
 bash scripts/services.sh
 .venv39/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -84,13 +84,15 @@ def test_import_has_no_side_effects() -> None:
     assert out == "[] True True []"
 
 
-def test_package_logger_is_info_with_only_a_null_handler() -> None:
+def test_package_logger_is_info_with_only_its_fallback_handler() -> None:
     import logging
+
+    from snowplow_tracker._logging import FallbackHandler
 
     logger = snowplow_tracker.logger
     assert logger.name == "snowplow_tracker"
     assert logger.level == logging.INFO
-    assert [type(h) for h in logger.handlers] == [logging.NullHandler]
+    assert [type(h) for h in logger.handlers] == [FallbackHandler]
 
 
 def test_release_note_logger_levels_apply_to_emitter_messages() -> None:

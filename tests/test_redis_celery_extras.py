@@ -22,7 +22,7 @@ def extra(call):
         call()
     except MissingExtraError as exc:
         assert isinstance(exc, ImportError)
-        assert f"snowplow-tracker[{exc.extra}]" in str(exc), str(exc)
+        assert f"snowplow-event-tracker[{exc.extra}]" in str(exc), str(exc)
         return exc.extra
     raise AssertionError("no MissingExtraError")
 

@@ -47,7 +47,8 @@ def test_capturing_emitter_can_skip_validation() -> None:
     emitter = CapturingEmitter(validate=False)
     Tracker(emitter).track_unstruct_event({"schema": "iglu:com.acme/x/jsonschema/1-0-0",
                                             "data": {}})  # fmt: skip
-    assert emitter.events[0].valid
+    assert emitter.events[0].valid is None  # not validated: neither good nor bad
+    assert emitter.good() == emitter.bad() == []
     assert emitter.events[0].schema == "iglu:com.acme/x/jsonschema/1-0-0"
 
 

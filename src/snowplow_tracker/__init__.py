@@ -9,19 +9,21 @@
     t.track_page_view("http://www.example.com")
 
 Importing the package imports neither celery nor redis, installs no signal
-handler and touches no logger but its own (``snowplow_tracker``, level INFO,
-with only a ``NullHandler``).
+handler and touches no logger but its own (``snowplow_tracker``, level INFO, with
+one handler that prints to stderr only while the application has configured no
+logging). It warns (:class:`DistributionConflictWarning`) if ``snowplow-tracker``
+or ``minimal-snowplow-tracker``, which share the import name, is installed too.
 """
 
 from __future__ import annotations
 
-import logging
+from . import _logging
 
-logger = logging.getLogger("snowplow_tracker")
-logger.setLevel(logging.INFO)
-logger.addHandler(logging.NullHandler())
+_logging.configure()
+logger = _logging.logger
 
 from ._delivery import DeliveryStats  # noqa: E402
+from ._distribution import warn_on_conflicts  # noqa: E402
 from ._sent import SentEvents  # noqa: E402
 from ._version import __version__, __version_info__  # noqa: E402
 from .configuration import EmitterConfiguration, TrackerConfiguration  # noqa: E402
@@ -46,6 +48,7 @@ from .events import (  # noqa: E402
 )
 from .exceptions import (  # noqa: E402
     ContractError,
+    DistributionConflictWarning,
     EmitterClosedError,
     InvalidTypeError,
     InvalidValueError,
@@ -66,6 +69,7 @@ __all__ = [
     "CeleryEmitter",
     "ContractError",
     "DeliveryStats",
+    "DistributionConflictWarning",
     "EcommerceTransaction",
     "EcommerceTransactionItem",
     "Emitter",
@@ -105,6 +109,8 @@ __all__ = [
     "enable_contracts",
     "logger",
 ]
+
+warn_on_conflicts()
 
 
 def __getattr__(name: str) -> object:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import textwrap
 import time
 import urllib.request
 import uuid
@@ -66,16 +67,19 @@ class Example:
     title: str
     track: Callable[[Tracker], None]
     events: int = 1
+    column: str = ""  # the summary table's heading, short so the table fits 100 columns
 
 
 EXAMPLES = [
-    Example("page view", _page_view),
-    Example("structured event", _struct),
-    Example("self-describing event + entity", _unstruct),
-    Example("screen view", _screen_view),
-    Example("transaction + item", _transaction, 2),
-    Example(INVALID, _invalid),
+    Example("page view", _page_view, column="page view"),
+    Example("structured event", _struct, column="struct"),
+    Example("self-describing event + entity", _unstruct, column="self-desc"),
+    Example("screen view", _screen_view, column="screen view"),
+    Example("transaction + item", _transaction, 2, column="transaction"),
+    Example(INVALID, _invalid, column="invalid"),
 ]
+CELL = 13  # "1 good, 1 bad"
+WIDTH = 100  # the output fits a terminal this wide
 EMITTERS: list[tuple[str, Callable[[str], Emitter]]] = [
     ("Emitter GET", lambda endpoint: Emitter(endpoint)),
     ("Emitter POST", lambda endpoint: Emitter(endpoint, method="post")),
@@ -133,7 +137,7 @@ class Progress:
         if self.live:
             filled = 30 * self.done // self.total
             bar = "█" * filled + "░" * (30 - filled)
-            self.out.write(f"\r  {bar} {self.done:>3}/{self.total}  {label:<48.48}")
+            self.out.write(f"\r  {bar} {self.done:>3}/{self.total}  {label:<56.56}")
             self.out.flush()
 
     def finish(self) -> None:
@@ -212,18 +216,31 @@ def _wait_for(url: str, run: str, expected: int, timeout: float = 15.0) -> Tally
     return tally
 
 
+def _cell(good: int, bad: int) -> str:
+    parts = [f"{good} good"] * bool(good) + [f"{bad} bad"] * bool(bad)
+    return ", ".join(parts) or "missing"
+
+
 def _table(tally: Tally, out: TextIO) -> None:
-    names = [name for name, _ in EMITTERS]
-    width = max(len(e.title) for e in EXAMPLES) + 2
-    out.write("\n" + " " * width + "".join(f"{n:>21}" for n in names) + "\n")
-    for example in EXAMPLES:
-        cells = []
-        for name in names:
-            good = tally.good.get((name, example.title), 0)
-            bad = tally.bad.get((name, example.title), 0)
-            cells.append(f"{f'{good} good' if good else ''}{', ' if good and bad else ''}"
-                         f"{f'{bad} bad' if bad else ''}" or "missing")  # fmt: skip
-        out.write(f"{example.title:<{width}}" + "".join(f"{c:>21}" for c in cells) + "\n")
+    """One row per emitter, one column per kind of event: at most 99 characters wide."""
+    width = max(len(name) for name, _ in EMITTERS) + 1
+    out.write("\n" + " " * width + "".join(f"{e.column:>{CELL}}" for e in EXAMPLES) + "\n")
+    for name, _ in EMITTERS:
+        cells = [
+            _cell(tally.good.get((name, e.title), 0), tally.bad.get((name, e.title), 0))
+            for e in EXAMPLES
+        ]
+        out.write(f"{name:<{width}}" + "".join(f"{c:>{CELL}}" for c in cells) + "\n")
+
+
+def _write_error(error: str, out: TextIO) -> None:
+    """A bad event's schema on one line, its message wrapped below it."""
+    schema, _, message = error.partition(": ") if error.startswith("iglu:") else ("", "", error)
+    if schema:
+        out.write(f"  bad: {schema}\n")
+    first = "        " if schema else "  bad: "
+    out.write(textwrap.fill(message, WIDTH, initial_indent=first, subsequent_indent=" " * 8))
+    out.write("\n")
 
 
 def run_demo(
@@ -269,7 +286,7 @@ def _run(url: str, out: TextIO, progress: bool, wait: float, *, own: bool, keep:
     good, bad = sum(tally.good.values()), sum(tally.bad.values())
     out.write(f"\n{tally.total} of {expected} events arrived: {good} good, {bad} bad\n")
     for error in sorted(set(tally.errors)):
-        out.write(f"  bad: {error}\n")
+        _write_error(error, out)
     out.write(f"\nSee them in the collector's UI: {redact_url(url)}/micro/ui\n")
     expected_bad = len(EMITTERS) * sum(e.events for e in EXAMPLES if e.title == INVALID)
     ok = tally.total == expected and bad == expected_bad
@@ -283,8 +300,8 @@ def _run(url: str, out: TextIO, progress: bool, wait: float, *, own: bool, keep:
             pass
     elif own:
         out.write(
-            "(This collector stops with the demo: run `snowplow-tracker collector` in another"
-            " terminal first, or pass --keep, to browse the events afterwards.)\n"
+            "(This collector stops with the demo: run `snowplow-tracker collector` in another\n"
+            "terminal first, or pass --keep, to browse the events afterwards.)\n"
         )
     return 0 if ok else 1
 

@@ -1,6 +1,6 @@
 """AsyncioEmitter: delivery for asyncio applications (FastAPI, aiohttp, ...) on httpx.
 
-Needs the ``httpx`` extra (``pip install 'snowplow-tracker[httpx]'``).
+Needs the ``httpx`` extra (``pip install 'snowplow-event-tracker[httpx]'``).
 
 .. versionadded:: 0.6.0
 """

@@ -1,7 +1,8 @@
 """The ``snowplow-tracker`` command: ``demo``, ``collector`` and ``redis-worker``.
 
 Each subcommand has its own ``_add_<name>`` (arguments) and ``_run_<name>``
-(action) function, registered in ``COMMANDS``.
+(action) function, registered in ``COMMANDS``. A missing extra is reported in one
+line naming it, with exit status 2 (a usage error: the install is incomplete).
 """
 
 from __future__ import annotations
@@ -12,15 +13,31 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Optional
 
+from ._distribution import DISTRIBUTION
 from ._redis_batch import MAX_EVENT_BYTES
+from ._version import __version__
+from .exceptions import MissingExtraError
 
 Runner = Callable[[argparse.Namespace], int]
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wraps help text without breaking words at hyphens (pip lines, redis-worker)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = " ".join(text.split())
+        return textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False)  # fmt: skip
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 # -- demo ---------------------------------------------------------------------------------------
@@ -29,10 +46,12 @@ Runner = Callable[[argparse.Namespace], int]
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = commands.add_parser(
         "demo",
-        help="send every event type through every emitter to a local collector",
+        formatter_class=_Formatter,
+        help="send every event type through every emitter to a local collector "
+        "(starting one needs the collector extra)",
         description="Track every event type through each in-process emitter and show what the "
         "collector made of it. Uses a collector already running on 127.0.0.1:9090 if there is "
-        "one, else starts one on a free port.",
+        "one, else starts one on a free port (that needs the collector extra).",
     )
     demo.add_argument("--collector", metavar="URL", help="use the collector at URL")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -59,9 +78,12 @@ def default_db() -> Path:
 def _add_collector(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     collector = commands.add_parser(
         "collector",
-        help="run a local validating collector with a Micro-compatible API and a web UI",
+        formatter_class=_Formatter,
+        help="run a local validating collector with a Micro-compatible API and a web UI "
+        "(needs the collector extra)",
         description="A local Snowplow collector: validates events against Iglu schemas like the "
-        "real pipeline, answers Snowplow Micro's /micro API, and shows events at /micro/ui.",
+        "real pipeline, answers Snowplow Micro's /micro API, and shows events at /micro/ui. "
+        f"Needs the collector extra: pip install '{DISTRIBUTION}[collector]'.",
     )
     collector.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     collector.add_argument("--port", type=int, default=9090, help="port (9090, as Micro)")
@@ -150,9 +172,12 @@ def _run_collector(args: argparse.Namespace) -> int:
 def _add_redis_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = commands.add_parser(
         "redis-worker",
-        help="send the events a RedisEmitter stored in Redis to a collector",
+        formatter_class=_Formatter,
+        help="send the events a RedisEmitter stored in Redis to a collector "
+        "(needs the redis extra)",
         description="Drain a Redis list into a collector, at least once, until SIGINT/SIGTERM. "
-        "Prints its counts as JSON when it stops.",
+        f"Prints its counts as JSON when it stops. Needs the redis extra: "
+        f"pip install '{DISTRIBUTION}[redis]'.",
     )
     worker.add_argument(
         "--redis-url", default=None, help="default: $SNOWPLOW_REDIS_URL or redis://localhost:6379/0"
@@ -219,14 +244,33 @@ def _run_redis_worker(args: argparse.Namespace) -> int:
 COMMANDS = [_add_demo, _add_collector, _add_redis_worker]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="snowplow-tracker")
-    commands = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(
+        prog="snowplow-tracker",
+        formatter_class=_Formatter,
+        description=f"Tools of {DISTRIBUTION} {__version__}, the Snowplow tracker for Python.",
+        epilog="Extras: collector (collector; demo without a running collector), redis "
+        f"(redis-worker). Install with pip install '{DISTRIBUTION}[collector,redis]'.",
+    )
+    main_parser.add_argument("--version", action="version", version=f"{DISTRIBUTION} {__version__}")
+    commands = main_parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(commands)
-    args = parser.parse_args(argv)
+    return main_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     run: Runner = args.run
-    return run(args)
+    try:
+        return run(args)
+    except MissingExtraError as exc:
+        print(
+            f"snowplow-tracker {args.command}: needs the {exc.extra!r} extra "
+            f"({exc.module} is not installed): pip install '{DISTRIBUTION}[{exc.extra}]'",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

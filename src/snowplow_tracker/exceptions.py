@@ -10,6 +10,8 @@ applies, from that builtin too, so ``except ValueError`` keeps working::
     +-- MissingExtraError      (ImportError)   an optional dependency is absent
     +-- EmitterClosedError     (RuntimeError)  input after close()
 
+    DistributionConflictWarning (RuntimeWarning)  another distribution provides snowplow_tracker
+
 Network failures are never raised into ``track_*``: they are reported through
 the emitter callbacks, the log and the emitter's counters.
 """
@@ -43,7 +45,8 @@ class MissingExtraError(SnowplowError, ImportError):
 
     def __init__(self, extra: str, module: str) -> None:
         super().__init__(
-            f"{module!r} is not installed: install it with pip install 'snowplow-tracker[{extra}]'"
+            f"{module!r} is not installed; it comes with the {extra!r} extra: "
+            f"pip install 'snowplow-event-tracker[{extra}]'"
         )
         self.extra = extra
         self.module = module
@@ -54,3 +57,8 @@ class MissingExtraError(SnowplowError, ImportError):
 
 class EmitterClosedError(SnowplowError, RuntimeError):
     """An event was given to an emitter that has been closed."""
+
+
+class DistributionConflictWarning(RuntimeWarning):
+    """Another installed distribution (``snowplow-tracker``, ``minimal-snowplow-tracker``)
+    provides the ``snowplow_tracker`` import package too."""

@@ -46,7 +46,7 @@ def _load_orjson() -> bool:
 def dumps(value: Any, json_encoder: JsonEncoder = None) -> str:
     """Compact JSON that keeps non-ASCII text as is (it is UTF-8 on the wire).
 
-    With orjson installed (``pip install 'snowplow-tracker[fast]'``) it writes the
+    With orjson installed (``pip install 'snowplow-event-tracker[fast]'``) it writes the
     same JSON five times faster. Whatever orjson refuses (integers beyond 64
     bits, non-string keys, datetimes, dataclasses, subclasses of built-in types)
     and every call with a ``json_encoder`` goes through :mod:`json`, so results

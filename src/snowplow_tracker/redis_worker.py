@@ -204,6 +204,7 @@ class RedisWorker(WorkerLists):
         self._registered = False
         self._next_recovery = self._next_scan = 0.0  # both at start
         heartbeat = _Heartbeat(self)
+        logger.info("RedisWorker %s started on list %r", self.worker_id, self.key)
         try:
             heartbeat.start()
             self._loop(stop_when_empty)

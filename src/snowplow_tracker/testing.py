@@ -15,9 +15,12 @@ including trackers your application made at import time::
     assert all(e.valid for e in events)        # validated against Iglu schemas
 
 Events are validated against Iglu schemas (bundled Iglu Central plus ``schemas``
-directories) when the ``collector`` extra is installed; otherwise they are only
-decoded and ``errors`` stays empty. For a real HTTP collector in tests, use the
-pytest fixture ``snowplow_collector`` (registered by :mod:`snowplow_tracker_pytest`).
+directories) when the ``collector`` extra is installed. Without it they are only
+decoded: their ``valid`` is None (never True), and a
+:class:`ValidationUnavailableWarning` says why when the capture starts.
+
+For a real HTTP collector in tests, use the pytest fixture ``snowplow_collector``
+(registered by :mod:`snowplow_tracker_pytest`).
 
 ``FakeClock`` is a clock for emitters whose waits return at once, so retries and
 ``Retry-After`` can be tested without sleeping.
@@ -29,15 +32,28 @@ import base64
 import contextlib
 import json
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ._distribution import DISTRIBUTION
 from .emitters import stringify
 from .tracker import Tracker
 
-__all__ = ["CapturedEvent", "CapturingEmitter", "FakeClock", "capture_events"]
+__all__ = [
+    "CapturedEvent",
+    "CapturingEmitter",
+    "FakeClock",
+    "ValidationUnavailableWarning",
+    "capture_events",
+]
+
+
+class ValidationUnavailableWarning(UserWarning):
+    """Captured events cannot be validated: the ``collector`` extra is not installed."""
+
 
 _EVENT_TYPES = {
     "pv": "page_view", "pp": "page_ping", "se": "struct", "ev": "struct", "ue": "unstruct",
@@ -53,10 +69,12 @@ class CapturedEvent:
     unstruct_event: Optional[dict[str, Any]] = None
     contexts: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    validated: bool = False
 
     @property
-    def valid(self) -> bool:
-        return not self.errors
+    def valid(self) -> Optional[bool]:
+        """True or False once validated against Iglu schemas; None when it could not be."""
+        return not self.errors if self.validated else None
 
     @property
     def event_type(self) -> Optional[str]:
@@ -114,13 +132,20 @@ class _Validator:
 
     def __init__(self, schemas: Iterable[str | Path], enabled: Optional[bool]) -> None:
         self._resolver: Any = None
+        self.unavailable: Optional[str] = None  # why events are not validated, if asked to be
         if enabled is False:
             return
         try:
             from .collector.iglu import Resolver
-        except ImportError:
+        except ImportError as exc:
             if enabled:
                 raise
+            self.unavailable = (
+                f"captured events are not validated ({exc}); their `valid` is None. "
+                f"Install the collector extra to validate them: "
+                f"pip install '{DISTRIBUTION}[collector]'"
+            )
+            warnings.warn(self.unavailable, ValidationUnavailableWarning, stacklevel=3)
             return
         self._resolver = Resolver(schemas)
 
@@ -130,14 +155,17 @@ class _Validator:
             from .collector.validate import check_event
 
             event.errors = check_event("POST", raw, self._resolver).errors
+            event.validated = True
         return event
 
 
 class CapturingEmitter:
     """An emitter that keeps every event in ``events``, decoded, and sends nothing.
 
-    ``validate``: None (default) validates if the ``collector`` extra is installed,
-    True requires it, False only decodes.
+    ``validate``: None (default) validates if the ``collector`` extra is installed
+    (else warns, and ``validation_unavailable`` says why), True requires it, False
+    only decodes. Events not validated have ``valid`` None and are in neither
+    :meth:`good` nor :meth:`bad`.
     """
 
     def __init__(
@@ -145,6 +173,7 @@ class CapturingEmitter:
     ) -> None:
         self.events: list[CapturedEvent] = []
         self._validate = _Validator(schemas, validate)
+        self.validation_unavailable = self._validate.unavailable
         self._lock = threading.Lock()
 
     def input(self, payload: Mapping[str, Any]) -> None:
@@ -159,10 +188,10 @@ class CapturingEmitter:
         return True
 
     def good(self) -> list[CapturedEvent]:
-        return [e for e in self.events if e.valid]
+        return [e for e in self.events if e.valid is True]
 
     def bad(self) -> list[CapturedEvent]:
-        return [e for e in self.events if not e.valid]
+        return [e for e in self.events if e.valid is False]
 
     def clear(self) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
 """A local Snowplow collector that validates events against Iglu schemas, like Snowplow Micro.
 
-Needs the ``collector`` extra (``pip install 'snowplow-tracker[collector]'``).
+Needs the ``collector`` extra (``pip install 'snowplow-event-tracker[collector]'``).
 """
 
 from __future__ import annotations
