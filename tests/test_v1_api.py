@@ -346,13 +346,14 @@ def test_the_0_5_0_track_and_complete_payload_forms_return_the_tracker() -> None
     assert second == {"e": "pv", "url": "https://b/", "eid": "x"}
 
 
-def test_tstamp_of_every_track_method_is_the_true_timestamp() -> None:
-    sink = ListEmitter()
-    tracker = Tracker("ns", sink, clock=lambda: 1.0)
-    elements = [FORM_ELEMENT]
+def test_every_track_method_with_tstamp_and_event_subject(collector: Collector) -> None:
+    """The 0.5.0 methods and the eight 1.x added, through the collector: each event validates,
+    ``tstamp`` is its true timestamp and ``event_subject`` wins over the tracker's subject."""
+    emitter = post_emitter(collector, buffer_size=100)
+    tracker = Tracker("ns", emitter, Subject().set_user_id("tracker"), clock=lambda: 1.0)
     calls = [
         ("track_page_view", ("https://a/",)),
-        ("track_page_ping", ("https://a/",)),
+        ("track_page_ping", ("https://a/", "T", None, 0, 10, 0, 20)),
         ("track_struct_event", ("c", "a")),
         ("track_self_describing_event", (ENTITY,)),
         ("track_unstruct_event", (ENTITY,)),
@@ -362,7 +363,7 @@ def test_tstamp_of_every_track_method_is_the_true_timestamp() -> None:
         ("track_add_to_cart", ("sku", 1)),
         ("track_remove_from_cart", ("sku", 1)),
         ("track_form_change", ("f", "e", "INPUT", "v")),
-        ("track_form_submit", ("f", None, elements)),
+        ("track_form_submit", ("f", None, [FORM_ELEMENT])),
         ("track_site_search", (["q"],)),
         ("track_ecommerce_transaction_item", ("o", "sku", 1, 1)),
         ("track_ecommerce_transaction", ("o", 1)),
@@ -373,9 +374,26 @@ def test_tstamp_of_every_track_method_is_the_true_timestamp() -> None:
         for name, args in calls:
             result = getattr(tracker, name)(*args, tstamp=TRUE_TIME, event_subject=subject)
             assert result is tracker
-    assert len(sink.events) == len(calls)
-    for event in sink.events:
-        assert (event["ttm"], event["dtm"], event["uid"]) == (str(TRUE_TIME), "1000", "per-event")
+    tracker.flush()
+    received = only(collector, len(calls))
+    for event in received:
+        raw = event.raw
+        assert (raw["ttm"], raw["dtm"], raw["uid"]) == (str(TRUE_TIME), "1000", "per-event")
+    schemas = [e.unstruct_event["schema"] for e in received if e.unstruct_event]  # type: ignore[index]
+    assert [s.split("/")[1] for s in schemas] == [
+        "web_page",
+        "web_page",
+        "screen_view",
+        "screen_view",
+        "link_click",
+        "add_to_cart",
+        "remove_from_cart",
+        "change_form",
+        "submit_form",
+        "site_search",
+    ]
+    assert [e.raw["e"] for e in received if not e.unstruct_event] == ["pv", "pp", "se", "ti", "tr"]
+    emitter.close()
 
 
 def test_mobile_screen_view_makes_an_id_when_none_is_given() -> None:

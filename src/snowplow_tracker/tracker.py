@@ -284,8 +284,7 @@ class Tracker:
             pairs = payload.nv_pairs
             merge(pairs, self.standard_nv_pairs)
         pairs["eid"] = self.get_uuid()
-        shared = _shared_dtm.get()
-        pairs["dtm"] = shared if shared is not None else int((self._clock or time.time)() * 1000)
+        pairs["dtm"] = self._device_time()
         return payload
 
     def _fields(self) -> dict[str, Any]:
@@ -309,6 +308,7 @@ class Tracker:
         return payload
 
     def _device_time(self) -> int:
+        """``dtm``: now by the tracker's clock, or the time a transaction shares with its items."""
         shared = _shared_dtm.get()
         return shared if shared is not None else int((self._clock or time.time)() * 1000)
 
