@@ -23,6 +23,7 @@ from .constants import (
 from .contracts import fail_type, fail_value
 from .exceptions import InvalidValueError
 from .payload import JsonEncoder, Payload, b64encode_json, dumps, dumps_bytes
+from .scope import active_scope
 from .self_describing_json import SelfDescribing, as_dict
 from .subject import Subject
 from .typing import EmitterLike
@@ -217,7 +218,7 @@ class Tracker:
         pb.add("dtm", Tracker.get_timestamp(tstamp))
         self._add_contexts(pb, context)
         pb.add_dict(self.standard_nv_pairs)
-        pb.add_dict(self.subject.standard_nv_pairs)
+        pb.add_dict(_subject_pairs(self.subject))
         return self.track(pb)
 
     def _add_contexts(self, pb: Payload, context: Contexts) -> None:
@@ -263,7 +264,7 @@ class Tracker:
             pairs["dtm"] = str(Tracker.get_timestamp(tstamp))
         if context:
             self._put_json(pairs, _contexts_envelope(context), "cx", "co")
-        own, subject = self.standard_nv_pairs, self.subject.standard_nv_pairs
+        own, subject = self.standard_nv_pairs, _subject_pairs(self.subject)
         cached = self._standard_cache
         if cached is None or cached[0] != own or cached[1] != subject:
             cached = self._cache_standard_strings(own, subject)
@@ -284,7 +285,7 @@ class Tracker:
         if context:
             self._put_json(pairs, _contexts_envelope(context), "cx", "co")
         _merge(pairs, self.standard_nv_pairs)
-        _merge(pairs, self.subject.standard_nv_pairs)
+        _merge(pairs, _subject_pairs(self.subject))
         _hand_over(emitters, pairs)
         return self
 
@@ -511,6 +512,18 @@ class Tracker:
 _COMPLETE_PAYLOAD = Tracker.complete_payload
 _GET_TIMESTAMP = Tracker.get_timestamp
 _TRACK = Tracker.track
+
+
+def _subject_pairs(subject: Subject) -> dict[str, Any]:
+    """The subject fields of an event: the tracker's subject under the request scope's.
+
+    THE hook of :mod:`snowplow_tracker.scope` (its only call from the tracker):
+    precedence tracker subject < scope subject; an event's own subject, where
+    given, is merged over the result. Outside any scope this costs one
+    ``ContextVar.get`` and returns the tracker subject's dict itself.
+    """
+    scope = active_scope()
+    return subject.standard_nv_pairs if scope is None else scope.over(subject.standard_nv_pairs)
 
 
 def _contexts_envelope(context: Sequence[SelfDescribing]) -> dict[str, Any]:
