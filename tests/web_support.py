@@ -75,14 +75,16 @@ def headers(client: int, *, cookie: bool = True) -> dict[str, str]:
 
 
 def hammer(
-    port: int, path: str = "/buy", clients: int = CLIENTS, total: int = REQUESTS
+    port: int, paths: Sequence[str] = ("/buy",), clients: int = CLIENTS, total: int = REQUESTS
 ) -> list[str]:
-    """``total`` GETs of ``path/<client>-<n>`` from ``clients`` threads, each its own user;
-    a new connection per request, so a threaded server runs them on many threads."""
+    """``total`` GETs of ``<path>/<client>-<n>`` from ``clients`` threads, each its own user
+    (client ``c`` asks ``paths[c % len(paths)]``); a new connection per request, so a
+    threaded server runs them on many threads."""
     errors: list[str] = []
     per_client = total // clients
 
     def run(client: int) -> None:
+        path = paths[client % len(paths)]
         for n in range(per_client):
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             try:

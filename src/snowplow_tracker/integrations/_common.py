@@ -123,7 +123,7 @@ class RequestTracking:
         proxy (the rightmost address that is not a trusted proxy)."""
         peer = _address(remote_addr)
         if peer is None:
-            return remote_addr or None
+            return None  # not an IP connection (a Unix socket, a test client): none to send
         if not forwarded_for or not self._trusted(peer):
             return str(peer)
         client = peer
