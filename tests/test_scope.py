@@ -175,3 +175,10 @@ def test_a_new_thread_starts_outside_the_scope_unless_given_the_context(
             thread.start()
             thread.join()
     assert [e.get("uid") for e in sink.events] == [None, "u-1"]
+
+
+def test_a_scope_object_opens_once() -> None:
+    scope = tracker_scope(fields={"uid": "u-1"})
+    with scope, pytest.raises(RuntimeError, match="already open"), scope:
+        pass
+    assert current_subject() is None

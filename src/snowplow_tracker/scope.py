@@ -23,9 +23,8 @@ task argument and open ``tracker_scope(fields=...)`` in the task.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from typing import Any, Optional
 
 from . import contracts
@@ -71,10 +70,7 @@ _ACTIVE: ContextVar[Optional[Scope]] = ContextVar("snowplow_tracker_scope", defa
 active_scope = _ACTIVE.get
 
 
-@contextmanager
-def tracker_scope(
-    subject: Subject | None = None, *, fields: Mapping[str, Any] | None = None
-) -> Iterator[Subject]:
+class tracker_scope:  # lower case: it reads as a function, ``with tracker_scope(...)``
     """Attach ``subject``'s fields to every event tracked inside the ``with`` block.
 
     ``subject`` is a :class:`~snowplow_tracker.Subject`; ``fields`` instead gives
@@ -82,19 +78,33 @@ def tracker_scope(
     :func:`current_fields` returns them. The block gets the scope's subject, which
     it may go on changing (``.set_user_id()`` once a user has logged in, say): later
     events in the scope carry the change. Works in threads, asyncio tasks and
-    plain scripts alike.
+    plain scripts alike. (A class, not a generator, as it runs once per request.)
     """
-    if subject is not None and fields is not None:
-        raise TypeError("tracker_scope() takes subject or fields, not both")
-    if subject is None:
-        subject = _subject_from_fields(fields or {})
-    elif contracts._enabled and not isinstance(subject, Subject):
-        fail_type("tracker_scope()", "subject", "a Subject or None", subject)
-    token = _ACTIVE.set(Scope(subject, _ACTIVE.get()))
-    try:
-        yield subject
-    finally:
-        _ACTIVE.reset(token)
+
+    __slots__ = ("_token", "subject")
+
+    def __init__(
+        self, subject: Subject | None = None, *, fields: Mapping[str, Any] | None = None
+    ) -> None:
+        if subject is not None and fields is not None:
+            raise TypeError("tracker_scope() takes subject or fields, not both")
+        if subject is None:
+            subject = _subject_from_fields(fields or {})
+        elif contracts._enabled and not isinstance(subject, Subject):
+            fail_type("tracker_scope()", "subject", "a Subject or None", subject)
+        self.subject = subject
+        self._token: Token[Optional[Scope]] | None = None
+
+    def __enter__(self) -> Subject:
+        if self._token is not None:
+            raise RuntimeError("this tracker_scope is already open: make a new one")
+        self._token = _ACTIVE.set(Scope(self.subject, _ACTIVE.get()))
+        return self.subject
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _ACTIVE.reset(self._token)
+            self._token = None
 
 
 def current_subject() -> Subject | None:

@@ -10,6 +10,7 @@ tracking never breaks a request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import ipaddress
 import logging
@@ -26,7 +27,6 @@ from ..tracker import Tracker
 logger = logging.getLogger("snowplow_tracker.integrations")
 
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 #: The browser tracker's id cookie is ``_sp_id.<hash of the domain>`` by default.
 DEFAULT_DOMAIN_COOKIE = "_sp_id."
@@ -38,6 +38,7 @@ DEFAULT_FLUSH_TIMEOUT = 5.0
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MAX_USER_AGENT = 1000
+_CACHE_SIZE = 4096
 _MAX_FIELD = 128
 
 
@@ -81,6 +82,7 @@ class RequestTracking:
         contracts.non_empty_string(where, "network_cookie", network_cookie)
         self.tracker = tracker
         self.trusted_proxies = _networks(where, trusted_proxies)
+        self._trusted_cache: dict[str, bool] = {}
         self.user_id = user_id
         self.page_views = bool(page_views)
         self.include = _patterns(where, "include", include)
@@ -121,23 +123,31 @@ class RequestTracking:
     def client_ip(self, remote_addr: str | None, forwarded_for: str | None) -> str | None:
         """The client's address: the connection's, or from ``X-Forwarded-For`` via a trusted
         proxy (the rightmost address that is not a trusted proxy)."""
-        peer = _address(remote_addr)
+        peer = _canonical_ip(remote_addr) if remote_addr else None
         if peer is None:
             return None  # not an IP connection (a Unix socket, a test client): none to send
         if not forwarded_for or not self._trusted(peer):
-            return str(peer)
+            return peer
         client = peer
         for hop in reversed(forwarded_for.split(",")):
-            address = _address(hop)
+            address = _canonical_ip(hop.strip())
             if address is None:
                 break  # garbage: the last trusted hop's word is all there is
             client = address
             if not self._trusted(address):
                 break
-        return str(client)
+        return client
 
-    def _trusted(self, address: IPAddress) -> bool:
-        return any(address in network for network in self.trusted_proxies)
+    def _trusted(self, address: str) -> bool:
+        # Requests come through the same few proxies: each address is judged once.
+        trusted = self._trusted_cache.get(address)
+        if trusted is None:
+            ip = ipaddress.ip_address(address)
+            trusted = any(ip in network for network in self.trusted_proxies)
+            if len(self._trusted_cache) >= _CACHE_SIZE:
+                self._trusted_cache.clear()
+            self._trusted_cache[address] = trusted
+        return trusted
 
     def _cookie_ids(self, cookies: Mapping[str, str]) -> dict[str, Any]:
         ids: dict[str, Any] = {}
@@ -239,16 +249,19 @@ def _language(header: str | None) -> str | None:
     return first[:_MAX_FIELD] if first and first != "*" else None
 
 
-def _address(text: str | None) -> IPAddress | None:
-    if not text:
-        return None
-    text = text.strip()
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _canonical_ip(text: str) -> str | None:
+    """``text`` as an IP address in canonical form (a port dropped), or None if it is not one.
+
+    Cached: parsing with :mod:`ipaddress` is most of what reading the client IP costs, and a
+    server sees the same proxies and clients again and again.
+    """
     if text.startswith("["):  # [v6]:port
         text = text[1 : text.find("]")] if "]" in text else text
     elif text.count(":") == 1:  # v4:port
         text = text.split(":", 1)[0]
     try:
-        return ipaddress.ip_address(text)
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from .._extras import require
 from ..scope import tracker_scope
-from ._common import RequestTracking, logger
+from ._common import RequestTracking, logger, parse_cookie_header
 
 flask = require("flask", "flask")
 
@@ -77,7 +77,7 @@ def _open_scope(tracking: RequestTracking) -> None:
             forwarded_for=request.headers.get("X-Forwarded-For"),
             user_agent=request.headers.get("User-Agent"),
             accept_language=request.headers.get("Accept-Language"),
-            cookies=request.cookies,
+            cookies=parse_cookie_header(request.headers.get("Cookie")),
             user_id=tracking.user_id(request) if tracking.user_id else None,
         )
     except Exception:
@@ -93,4 +93,4 @@ def _open_scope(tracking: RequestTracking) -> None:
 def _close_scope(exc: Optional[BaseException]) -> None:
     scope = flask.g.pop("_snowplow_scope", None)
     if scope is not None:
-        scope.__exit__(None, None, None)
+        scope.__exit__()
