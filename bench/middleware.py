@@ -11,7 +11,8 @@ keeps it in memory), so the difference is all the integration adds to a request:
 the IP, cookies, language and user, opening and closing the scope, and merging the
 scope's fields into the event. Requests to the two apps alternate (A B A B ...), so a
 busy moment of the machine hits both alike. Reported per framework: the median and
-99th percentile of each app's request time, and the added time at both (the difference).
+99th percentile of each app's request time, and the added time at both (the difference),
+each the median over ``--rounds`` rounds (a p99 on a shared machine is noisy).
 """
 
 from __future__ import annotations
@@ -285,15 +286,24 @@ def scope_merge(n: int) -> dict[str, Any]:
     return paired(bare, scoped, n)
 
 
+def median_of(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each statistic's median over the rounds (the request count is per round)."""
+    merged = {key: statistics.median(s[key] for s in summaries) for key in summaries[0]}
+    merged["requests"] = summaries[0]["requests"]
+    merged["rounds"] = len(summaries)
+    return merged
+
+
 def table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| framework | requests | bare median / p99 (µs) | with integration median / p99 (µs) "
-        "| added median (µs) | added p99 (µs) |",
+        "| framework | requests x rounds | bare median / p99 (µs) "
+        "| with integration median / p99 (µs) | added median (µs) | added p99 (µs) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {r['requests']} | {r['bare_median_us']} / {r['bare_p99_us']} "
+            f"| {name} | {r['requests']} x {r['rounds']} "
+            f"| {r['bare_median_us']} / {r['bare_p99_us']} "
             f"| {r['with_median_us']} / {r['with_p99_us']} "
             f"| {r['added_median_us']} | {r['added_p99_us']} |"
         )
@@ -303,16 +313,22 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=20_000, help="per app and framework")
-    parser.add_argument("--quick", action="store_true", help="a few hundred requests")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported")
+    parser.add_argument("--quick", action="store_true", help="a few hundred requests, 1 round")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "middleware")
     args = parser.parse_args(argv)
-    n = 300 if args.quick else args.requests
-    results = {
-        "Flask (WSGI, Snowplow extension)": paired(*flask_apps(), n),
-        "Django (WSGI, SnowplowMiddleware)": paired(*django_apps(), n),
-        "Starlette (ASGI, SnowplowMiddleware)": asyncio.run(paired_async(*asgi_apps(), n)),
-        "tracker_scope() around one event, no framework": scope_merge(n),
-    }
+    n, rounds = (300, 1) if args.quick else (args.requests, args.rounds)
+    flask, django, asgi = flask_apps(), django_apps(), asgi_apps()
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(rounds):
+        for name, run in (
+            ("Flask (WSGI, Snowplow extension)", lambda: paired(*flask, n)),
+            ("Django (WSGI, SnowplowMiddleware)", lambda: paired(*django, n)),
+            ("Starlette (ASGI, SnowplowMiddleware)", lambda: asyncio.run(paired_async(*asgi, n))),
+            ("tracker_scope() around one event, no framework", lambda: scope_merge(n)),
+        ):
+            runs.setdefault(name, []).append(run())
+    results = {name: median_of(summaries) for name, summaries in runs.items()}
     report = {
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
