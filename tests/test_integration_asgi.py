@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 from pathlib import Path
@@ -121,3 +122,63 @@ def test_uvicorn_16_users_2000_requests_then_lifespan_flush(
     assert code in (0, -signal.SIGTERM), server.log.read_text()
     assert "Application shutdown complete" in server.log.read_text()
     check_own_fields(collector.wait_for(len(labels)), labels)
+
+
+def test_the_default_user_id_reads_starlettes_user() -> None:
+    from starlette.authentication import BaseUser, SimpleUser, UnauthenticatedUser
+
+    from snowplow_tracker.integrations.asgi import default_user_id
+
+    class NamedOnly(BaseUser):  # identity is not implemented: the display name is used
+        is_authenticated = True
+        display_name = "Ann"
+
+    assert default_user_id({"user": SimpleUser("bob")}) in ("bob",)
+    assert default_user_id({"user": NamedOnly()}) == "Ann"
+    assert default_user_id({"user": UnauthenticatedUser()}) is None
+    assert default_user_id({}) is None
+
+
+def raw_asgi(middleware_options: dict[str, Any], scope: dict[str, Any]) -> list[Any]:
+    """Run ``scope`` through the middleware around an app that records what it saw."""
+    from snowplow_tracker.integrations.asgi import SnowplowMiddleware
+    from snowplow_tracker.scope import current_fields
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["type"], current_fields()))
+        if scope["type"] == "lifespan":
+            await send({"type": "lifespan.shutdown.complete"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.shutdown"}
+
+    async def send(message: Any) -> None:
+        seen.append(message["type"])
+
+    middleware = SnowplowMiddleware(app, **middleware_options)
+    asyncio.run(middleware(scope, receive, send))
+    return seen
+
+
+def test_repeated_cookie_headers_and_other_connection_types(sink: Any) -> None:
+    headers_ = [(b"cookie", b"a=1"), (b"cookie", b"sp=nuid-2"), (b"x-forwarded-for", b"x")]
+    http = {"type": "websocket", "headers": headers_, "client": ("127.0.0.1", 1), "path": "/"}
+    assert raw_asgi({"tracker": Tracker(sink)}, http) == [
+        ("websocket", {"ip": "127.0.0.1", "tnuid": "nuid-2"})
+    ]
+    assert raw_asgi({"tracker": Tracker(sink)}, {"type": "custom"}) == [("custom", {})]
+
+
+def test_a_failing_flush_at_shutdown_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    class Failing:
+        def input(self, payload: Any) -> None:
+            pass
+
+        def flush(self) -> None:
+            raise OSError("disk gone")
+
+    seen = raw_asgi({"tracker": Tracker(Failing())}, {"type": "lifespan"})
+    assert seen == [("lifespan", {}), "lifespan.shutdown.complete"]
+    assert "flushing" in caplog.text and "disk gone" in caplog.text

@@ -161,3 +161,28 @@ def test_runserver_ctrl_c_sends_what_was_queued(collector: Collector, tmp_path: 
     finally:
         server.stop(signal.SIGINT)
     check_own_fields(collector.wait_for(len(labels)), labels)
+
+
+def test_a_broken_user_id_is_logged_and_the_request_goes_on(
+    snowplow_collector: Collector, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(request: Any) -> str:
+        raise LookupError("no such user")
+
+    config = settings_for(snowplow_collector, USER_ID=broken)
+    with override_settings(SNOWPLOW=config):
+        assert client_of(1).get("/buy/1-0").status_code == 200
+        assert asyncio.run(AsyncClient().get("/buy/1-1")).status_code == 200
+    events = snowplow_collector.wait_for(2)
+    assert [("uid" in e.raw, "ip" in e.raw) for e in events] == [(False, False)] * 2
+    assert caplog.text.count("reading the request's subject failed") == 2
+
+
+def test_a_page_view_is_skipped_for_a_host_django_refuses(
+    snowplow_collector: Collector,
+) -> None:
+    with override_settings(SNOWPLOW=settings_for(snowplow_collector, PAGE_VIEWS=True)):
+        # The view never asks for the host, so Django serves it; no page view is tracked.
+        assert client_of(1).get("/", HTTP_HOST="evil.example").status_code == 200
+        assert client_of(1).get("/").status_code == 200
+    assert [e.raw["url"] for e in snowplow_collector.wait_for(1)] == ["http://testserver/"]

@@ -159,3 +159,12 @@ def test_imports_stay_lazy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_failing_page_view_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def input(self, payload: Any) -> None:
+            raise RuntimeError("emitter broke")
+
+    RequestTracking(Tracker(Broken())).track_page_view("http://shop.example/", None)
+    assert "emitter broke" in caplog.text
