@@ -149,6 +149,7 @@ def django_apps() -> tuple[Callable[[], None], Callable[[], None]]:
         ALLOWED_HOSTS=["*"],
         ROOT_URLCONF=__name__,
         INSTALLED_APPS=[],
+        USE_TZ=True,
         MIDDLEWARE=[],
         SNOWPLOW={
             "TRACKER": shared,

@@ -34,6 +34,7 @@ SECRET_KEY = "an example, not a secret"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", "[::1]"]
 ROOT_URLCONF = "django_shop"
 INSTALLED_APPS: list[str] = []
+USE_TZ = True
 MIDDLEWARE = ["snowplow_tracker.integrations.django.SnowplowMiddleware"]
 SNOWPLOW = {
     "TRACKER": "django_shop.tracker",

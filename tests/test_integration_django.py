@@ -123,6 +123,7 @@ def test_gunicorn_preload_4_workers_16_users_2000_requests_then_shutdown(
     """The example project under gunicorn --preload with 4 gthread workers, the tracker made
     in the master: every event arrives once, with its own request's fields, all held until
     SIGTERM and sent at each process's exit."""
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed")
     config = tmp_path / "gunicorn.conf.py"
     config.write_text(GUNICORN_CONFIG)
     sock = free_socket()
