@@ -24,8 +24,6 @@ from django.http import HttpResponse
 from django.urls import path
 from tracking import tracker_from_env
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_shop")
-
 #: The app's one Tracker (its emitter's threads start on first use, so after a fork).
 tracker = tracker_from_env("django-shop")
 
@@ -66,6 +64,7 @@ def __getattr__(name: str) -> Any:
     if name == "application":
         from django.core.wsgi import get_wsgi_application
 
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_shop")
         return get_wsgi_application()
     raise AttributeError(name)
 
@@ -73,4 +72,5 @@ def __getattr__(name: str) -> Any:
 if __name__ == "__main__":
     from django.core.management import execute_from_command_line
 
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_shop")
     execute_from_command_line(sys.argv)

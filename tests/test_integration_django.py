@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -29,11 +28,16 @@ from .web_support import (
 
 pytest.importorskip("django", reason="the django extra is not installed")
 sys.path.insert(0, str(EXAMPLES))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "django_shop")
 
 import django
+import django_shop
+from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
 
+# The example project's settings, configured in this process only: DJANGO_SETTINGS_MODULE
+# set here would reach every child process (a celery worker would try to load Django).
+if not settings.configured:
+    settings.configure(**{k: getattr(django_shop, k) for k in dir(django_shop) if k.isupper()})
 django.setup()
 
 from snowplow_tracker.integrations.django import SnowplowMiddleware, default_user_id  # noqa: E402
@@ -41,8 +45,6 @@ from snowplow_tracker.integrations.django import SnowplowMiddleware, default_use
 
 def settings_for(collector: Collector, **extra: Any) -> dict[str, Any]:
     tracker = Tracker(Emitter(collector.endpoint, method="post", buffer_size=1), Subject())
-    import django_shop
-
     django_shop.tracker = tracker  # what the example's views track with
     return {
         "TRACKER": "django_shop.tracker",
