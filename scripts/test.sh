@@ -9,7 +9,7 @@ python3 -m venv .venv
 rm -rf src/snowplow_tracker.egg-info
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[all,dev]'
 bash scripts/services.sh
-lint_dirs="src tests $(ls -d bench 2>/dev/null || true)"
+lint_dirs="src tests examples $(ls -d bench 2>/dev/null || true)"
 .venv/bin/ruff check $lint_dirs
 .venv/bin/ruff format --check $lint_dirs
 .venv/bin/mypy --strict src

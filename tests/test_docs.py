@@ -19,7 +19,7 @@ from snowplow_tracker.collector import Collector
 
 from .docs_blocks import DOCS, REPO, blocks, run_page, write_files
 
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = sorted(DOCS.rglob("*.md"))
 NEEDS_REDIS = {"redis-celery.md"}  # their blocks use the Redis server on localhost:6379
 
 
@@ -27,7 +27,8 @@ def test_every_page_is_in_the_site_and_has_been_found() -> None:
     nav = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
     assert len(PAGES) >= 12
     for page in PAGES:
-        assert f": {page.name}" in nav, page.name
+        name = page.relative_to(DOCS).as_posix()
+        assert f": {name}" in nav, name
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def _package_logger_restored() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("_package_logger_restored")
-@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(DOCS).as_posix())
 def test_the_python_blocks_of_each_page_run(
     page: Path,
     collector: Collector,

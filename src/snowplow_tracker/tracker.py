@@ -39,6 +39,7 @@ from .events import (
 from .events.event import merge
 from .exceptions import ContractError
 from .payload import JsonEncoder, Payload
+from .scope import Scope, active_scope
 from .self_describing_json import SelfDescribing as SelfDescribingValue
 from .self_describing_json import SelfDescribingJson
 from .subject import Subject
@@ -274,13 +275,15 @@ class Tracker:
             return self.track(self._complete_pairs(event, context, tstamp))
         if contracts._enabled:
             event.check_schemas("track()")
-        if event.event_subject is None:
+        scope = active_scope()
+        if event.event_subject is None and scope is None:
             # The tracker's subject and its own fields, merged once while they stay the same.
             payload = event.build_payload(self.encode_base64, self.json_encoder, None)
             pairs = payload.nv_pairs
             pairs.update(self._fields())
-        else:  # the event's subject over the tracker's, merged by the event (1.x)
-            payload = event.build_payload(self.encode_base64, self.json_encoder, self.subject)
+        else:  # tracker subject < request scope < event subject; the event merges its own
+            subject = self.subject if scope is None else _scoped(self.subject, scope)
+            payload = event.build_payload(self.encode_base64, self.json_encoder, subject)
             pairs = payload.nv_pairs
             merge(pairs, self.standard_nv_pairs)
         pairs["eid"] = self.get_uuid()
@@ -693,6 +696,14 @@ class Tracker:
 
         except ContractError as error:
             raise contracts.relabel(error, "track_ecommerce_transaction()", _RENAMED) from None
+
+
+def _scoped(subject: Subject | None, scope: Scope) -> Subject:
+    """The subject of an event tracked inside :func:`~snowplow_tracker.scope.tracker_scope`:
+    the tracker's subject with the scope's fields over it (the scope module's one hook)."""
+    scoped = Subject.__new__(Subject)
+    scoped.standard_nv_pairs = scope.over(subject.standard_nv_pairs if subject is not None else {})
+    return scoped
 
 
 # -- checks ------------------------------------------------------------------------------------
