@@ -21,14 +21,17 @@ logger = logging.getLogger("snowplow_tracker")
 logger.setLevel(logging.INFO)
 logger.addHandler(logging.NullHandler())
 
+from ._celery import CeleryEmitter  # noqa: E402
 from ._delivery import DeliveryStats  # noqa: E402
+from ._redis import RedisEmitter  # noqa: E402
 from ._version import __version__, __version_info__  # noqa: E402
 from .contracts import contracts_enabled, disable_contracts, enable_contracts  # noqa: E402
-from .emitters import AsyncEmitter, CeleryEmitter, Emitter, RedisEmitter  # noqa: E402
+from .emitters import AsyncEmitter, Emitter  # noqa: E402
 from .event_store import EventStore, MemoryEventStore, SQLiteEventStore  # noqa: E402
 from .exceptions import (  # noqa: E402
     ContractError,
     EmitterClosedError,
+    EventStoreLockedError,
     InvalidTypeError,
     InvalidValueError,
     MissingExtraError,
@@ -49,6 +52,7 @@ __all__ = [
     "Emitter",
     "EmitterClosedError",
     "EventStore",
+    "EventStoreLockedError",
     "InvalidTypeError",
     "InvalidValueError",
     "MemoryEventStore",

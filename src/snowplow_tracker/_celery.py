@@ -7,6 +7,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from . import emitters
 from ._extras import require
 from .emitters import Emitter, stringify
 
@@ -132,3 +133,18 @@ class CeleryEmitter(Emitter):
     def _count(self, name: str, n: int) -> None:
         with self._celery_lock:
             self._counts[name] += n
+
+
+def _emitters_getattr(name: str) -> Any:
+    # `celery -A snowplow_tracker.emitters worker` looks up `app`: build it then, never at import.
+    if name == "app":
+        from ._celery_app import get_app
+
+        return get_app()
+    raise AttributeError(f"module 'snowplow_tracker.emitters' has no attribute {name!r}")
+
+
+# 0.5.0 defined CeleryEmitter in snowplow_tracker.emitters, and celery workers name that module:
+# this module (imported by the package) adds both there, so the core never imports us.
+emitters.CeleryEmitter = CeleryEmitter  # type: ignore[attr-defined]
+setattr(emitters, "__getattr__", _emitters_getattr)  # noqa: B010 - mypy refuses the plain form

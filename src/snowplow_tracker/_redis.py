@@ -9,10 +9,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import contracts
+from . import contracts, emitters
 from ._extras import require
 from ._handoff import takes_strings
-from .emitters import stringify  # defined before emitters.py imports this module
+from .emitters import stringify
 from .payload import dumps
 from .typing import FailureCallback
 
@@ -169,3 +169,8 @@ class RedisEmitter:
     def close(self, timeout: float | None = None) -> bool:
         """Nothing to do; a client passed in stays open for its owner. Returns True."""
         return True
+
+
+# 0.5.0 defined RedisEmitter in snowplow_tracker.emitters: this module (imported by the package)
+# adds it there, so the core never imports us.
+emitters.RedisEmitter = RedisEmitter  # type: ignore[attr-defined]

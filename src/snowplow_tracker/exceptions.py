@@ -9,6 +9,7 @@ applies, from that builtin too, so ``except ValueError`` keeps working::
     |   +-- InvalidTypeError   (TypeError)
     +-- MissingExtraError      (ImportError)   an optional dependency is absent
     +-- EmitterClosedError     (RuntimeError)  input after close()
+    +-- EventStoreLockedError  (RuntimeError)  a second store on a spool file in use
 
 Network failures are never raised into ``track_*``: they are reported through
 the emitter callbacks, the log and the emitter's counters.
@@ -49,3 +50,7 @@ class MissingExtraError(SnowplowError, ImportError):
 
 class EmitterClosedError(SnowplowError, RuntimeError):
     """An event was given to an emitter that has been closed."""
+
+
+class EventStoreLockedError(SnowplowError, RuntimeError):
+    """A ``SQLiteEventStore`` was built on a file another store (here or elsewhere) uses."""

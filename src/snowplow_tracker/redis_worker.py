@@ -60,7 +60,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -74,6 +73,7 @@ from typing import Any, Callable, Union
 
 from . import contracts
 from .payload import dumps
+from .retry import RetryPolicy
 
 logger = logging.getLogger("snowplow_tracker.redis_worker")
 
@@ -487,8 +487,8 @@ class RedisWorker:
 
     def _backoff(self) -> None:
         self._failures += 1
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
-        self._stop.wait(random.uniform(0, ceiling))  # full jitter; a shutdown cuts it short
+        policy = RetryPolicy(backoff_base=self.backoff_base, backoff_max=self.backoff_cap)
+        self._stop.wait(policy.backoff(self._failures))  # full jitter; a shutdown cuts it short
 
     # -- helpers ---------------------------------------------------------------------------------
 
