@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -114,6 +115,8 @@ class SQLiteEventStore:
     def add(self, event: Event, size: int) -> list[Event]:
         with self._lock:
             try:
+                if self._memory:  # the file failed before: what waits in memory goes first
+                    self._spill()
                 self._db.execute(
                     "INSERT INTO events (created, size, body) VALUES (?, ?, ?)",
                     (self._clock(), size, dumps(event)),
@@ -135,6 +138,31 @@ class SQLiteEventStore:
             while self._bytes > self.max_bytes and len(self) > 1:
                 evicted.extend(self.evict_oldest(1))
             return evicted
+
+    def _spill(self) -> None:
+        """Move the events waiting in memory into the file, in one transaction, oldest first
+        (they are newer than every event in the file, older than the one being added)."""
+        kept: deque[Item] = deque()
+        now = self._clock()
+        self._db.execute("BEGIN")
+        try:
+            for item in self._memory:
+                try:
+                    body = dumps(item[1])
+                    body.encode()
+                except UnicodeEncodeError:  # never storable: it stays, to be dropped when sent
+                    kept.append(item)
+                    continue
+                self._db.execute(
+                    "INSERT INTO events (created, size, body) VALUES (?, ?, ?)",
+                    (now, item[2], body),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._db.execute("ROLLBACK")
+            raise
+        self._memory = kept
 
     def _evict_memory_overflow(self) -> list[Event]:
         evicted: list[Event] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from typing import NoReturn
 
 from .exceptions import InvalidTypeError, InvalidValueError
@@ -97,6 +97,8 @@ def integer(where: str, name: str, value: object, *, minimum: int | None = None)
 
 
 def one_of(where: str, name: str, value: object, choices: Collection[str]) -> None:
+    if not isinstance(value, Hashable):  # `in` a set would raise a plain TypeError
+        fail_type(where, name, "one of " + ", ".join(sorted(choices)), value)
     if value not in choices:
         fail_value(where, name, "one of " + ", ".join(sorted(choices)), value)
 

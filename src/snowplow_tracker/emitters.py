@@ -532,8 +532,11 @@ def _check_netloc(netloc: str, port: object) -> None:
     host = netloc.split("/", 1)[0].rsplit("@", 1)[-1]
     if not host or host.startswith(":"):
         fail_value(where, "endpoint", "a URL or host name with a host", redact_url(netloc))
-    has_port = host.rsplit("]", 1)[-1].count(":") == 1
-    if has_port and port is not None:
+    after_host = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+    port_text = after_host.partition(":")[2]
+    if ":" in after_host and not port_text.isdigit():  # "http:" is what "http://" leaves
+        fail_value(where, "endpoint", "a URL or host[:port] with a port number", redact_url(netloc))
+    if ":" in after_host and port is not None:
         fail_value(where, "port", "None when the endpoint has a port already", port)
 
 

@@ -562,7 +562,7 @@ def _takes_timeout(method: Any) -> bool:
 
 
 def _check_emitter(where: str, name: str, value: object) -> None:
-    if not callable(getattr(value, "input", None)):
+    if isinstance(value, type) or not callable(getattr(value, "input", None)):  # a class: no
         fail_type(where, name, "an emitter (an object with an input(dict) method)", value)
 
 
