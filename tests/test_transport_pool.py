@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from snowplow_tracker import Emitter, Subject, Tracker
-from snowplow_tracker._http import BuiltinTransport, RequestsTransport
+from snowplow_tracker._http import BuiltinTransport, RequestsTransport, choose_transport
 from snowplow_tracker._pool import MAX_IDLE, RECENT_SECONDS, Pool
-from snowplow_tracker.transport import Request, SendResult, Transport, choose_transport
+from snowplow_tracker.transport import Request, SendResult, Transport
 
 GIF_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: 3\r\n\r\nGIF"
 

@@ -1,8 +1,8 @@
 """The two synchronous transports: the built-in keep-alive client, and ``requests``.
 
 Errors stop here: ``send`` returns a :class:`~snowplow_tracker.transport.SendResult`,
-never raises. Which one an emitter uses is decided once, by
-:func:`snowplow_tracker.transport.choose_transport`.
+never raises. Which one an emitter uses is decided once, when it is built, by
+:func:`choose_transport` at the end of this module, and nowhere else.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import urllib3.connectionpool
 from ._pool import Pool, header_block
 from ._redact import redact_url
 from .constants import POST_CONTENT_TYPE
-from .transport import Request, SendResult, Timeout, parse_retry_after
+from .transport import Request, SendResult, Timeout, Transport, parse_retry_after
 
 _POST_HEADERS = {"Content-Type": POST_CONTENT_TYPE}
 
@@ -288,3 +288,27 @@ def _tls_context(verify: Any) -> ssl.SSLContext:
     if os.path.isdir(where):
         return ssl.create_default_context(capath=where)
     return ssl.create_default_context(cafile=where)
+
+
+def choose_transport(url: str, session: Any, timeout: Optional[Timeout]) -> Transport:
+    """The transport an emitter sends ``url`` with: decided here once, when it is built.
+
+    * ``session`` given (a ``requests.Session``): ``requests`` with that session.
+    * A test double has replaced part of ``requests`` or ``urllib3``
+      (``responses``, ``requests-mock``, ``vcrpy``, a patched ``requests.post``
+      or ``Session.send``): ``requests``, through ``requests.get`` and
+      ``requests.post`` as 0.5.0 called them, so test suites written for it
+      keep intercepting the traffic.
+    * A URL the built-in client does not serve (credentials in it, a proxy
+      or ``.netrc`` entry for it, client certificates): ``requests``.
+    * Otherwise the built-in keep-alive client, which sends the same headers
+      as ``requests`` would, at a tenth of the cost.
+    """
+    if session is not None:
+        return RequestsTransport(session, timeout)
+    if not requests_untouched():
+        return RequestsTransport(None, timeout)
+    builtin = BuiltinTransport.for_url(url, timeout)
+    if builtin is None:
+        return RequestsTransport(new_session(), timeout)
+    return builtin

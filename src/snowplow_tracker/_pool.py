@@ -294,16 +294,10 @@ def _read_head(conn: Connection, deadline: float) -> bytes:
     while True:
         if buffer[:2] == b"\r\n" or buffer[:1] == b"\n":
             raise ResponseError("an empty line where a status line was expected")
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            match = _HEAD_END.search(buffer)
-            cut = match.start() if match else -1
-            stop = match.end() if match else 0
-        else:
-            cut, stop = end, end + 4
-        if cut >= 0:
-            conn.buffer = buffer[stop:]
-            return buffer[:cut]
+        match = _HEAD_END.search(buffer)  # the first blank line, CRLF or bare LF as h11 reads
+        if match is not None:
+            conn.buffer = buffer[match.end() :]
+            return buffer[: match.start()]
         if len(buffer) > _MAX_HEAD:
             raise ResponseError("the response head is too long")
         data = conn.receive(deadline)

@@ -20,6 +20,7 @@ from ._body import request_for, units_for
 from ._delivery import ABANDONED, Batch, Clock, Outcome, deliver, logger, run_async
 from ._extras import require
 from ._handoff import takes_strings
+from ._http import choose_transport
 from .constants import DEFAULT_REQUEST_TIMEOUT, POST_CONTENT_TYPE
 from .contracts import fail_value
 from .emitters import (
@@ -38,7 +39,6 @@ from .transport import (
     SendResult,
     Timeout,
     asend,
-    choose_transport,
     parse_retry_after,
 )
 from .typing import FailureCallback, SuccessCallback

@@ -41,7 +41,7 @@ from ._delivery import (
     run_sync,
 )
 from ._handoff import takes_strings
-from ._http import total_seconds
+from ._http import choose_transport, total_seconds
 from ._queue import DeliveryCore
 from ._redact import redact_url
 from .constants import (
@@ -53,7 +53,7 @@ from .constants import (
 from .contracts import fail_value
 from .event_store import EventStore, MemoryEventStore, Record, decode_record, event_size
 from .retry import RetryPolicy
-from .transport import SendResult, Timeout, Transport, choose_transport, send
+from .transport import SendResult, Timeout, Transport, send
 from .typing import FailureCallback, SuccessCallback
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ The transports:
 * ``requests`` (``_http.RequestsTransport``): when you pass ``session=``,
   when the URL needs what only ``requests`` does (credentials in the URL, a
   proxy or ``.netrc`` entry for it), or when a test double has replaced part
-  of ``requests`` before the emitter was built (see :func:`choose_transport`);
+  of ``requests`` before the emitter was built (see ``_http.choose_transport``,
+  the one place that decides);
 * httpx (``aio.HttpxTransport``) for :class:`~snowplow_tracker.aio.AsyncioEmitter`;
 * :class:`snowplow_tracker.testing.MemoryTransport` for your own tests: any
   emitter takes it as ``transport=``.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Awaitable, Mapping
-from typing import Any, Callable, Optional, Protocol, Union
+from typing import Callable, Optional, Protocol, Union
 from urllib.parse import urljoin
 
 #: Redirects followed per request at most (as ``requests`` does, but fewer: 30 there).
@@ -189,32 +190,6 @@ def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Opti
     return max(0.0, when.timestamp() - current)
 
 
-def choose_transport(url: str, session: Any, timeout: Optional[Timeout]) -> Transport:
-    """The transport an emitter sends ``url`` with: decided here once, when it is built.
-
-    * ``session`` given (a ``requests.Session``): ``requests`` with that session.
-    * A test double has replaced part of ``requests`` or ``urllib3``
-      (``responses``, ``requests-mock``, ``vcrpy``, a patched ``requests.post``
-      or ``Session.send``): ``requests``, through ``requests.get`` and
-      ``requests.post`` as 0.5.0 called them, so test suites written for it
-      keep intercepting the traffic.
-    * A URL the built-in client does not serve (credentials in it, a proxy
-      or ``.netrc`` entry for it, client certificates): ``requests``.
-    * Otherwise the built-in keep-alive client, which sends the same headers
-      as ``requests`` would, at a tenth of the cost.
-    """
-    from . import _http
-
-    if session is not None:
-        return _http.RequestsTransport(session, timeout)
-    if not _http.requests_untouched():
-        return _http.RequestsTransport(None, timeout)
-    builtin = _http.BuiltinTransport.for_url(url, timeout)
-    if builtin is None:
-        return _http.RequestsTransport(_http.new_session(), timeout)
-    return builtin
-
-
 __all__ = [
     "MAX_REDIRECTS",
     "AsyncTransport",
@@ -222,7 +197,6 @@ __all__ = [
     "SendResult",
     "Transport",
     "asend",
-    "choose_transport",
     "next_hop",
     "parse_retry_after",
     "send",
