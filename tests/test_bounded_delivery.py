@@ -241,3 +241,25 @@ def test_redirects_through_httpx(collector: Collector) -> None:
     assert (stats.sent, stats.redirected) == (1, 1)
     assert len(collector.wait_for(1)) == 1
     redirector.close()
+
+
+@pytest.mark.parametrize(
+    "behave", [endless_continue, endless_chunks, dribbling], ids=["1xx", "chunked", "dribbling"]
+)
+def test_asyncio_emitter_requests_end_at_their_deadline(behave: Any) -> None:
+    """httpx bounds each read, not the whole answer: the request deadline cuts it."""
+    from snowplow_tracker.aio import AsyncioEmitter
+
+    async def main(endpoint: str) -> tuple[bool, Any]:
+        emitter = AsyncioEmitter(
+            endpoint, method="post", request_timeout=0.3, retry=RetryPolicy.never()
+        )
+        Tracker(emitter).track_page_view("http://example.com")
+        done = await emitter.flush(timeout=5)
+        await emitter.aclose(timeout=1)
+        return done, emitter.stats()
+
+    with FaultyServer(behave) as server:
+        done, stats = asyncio.run(main(server.endpoint))
+    assert done is True
+    assert stats.dropped["retries_exhausted"] == 1
