@@ -48,11 +48,12 @@ def units_for(
 def _encodable(event: Record) -> bool:
     if type(event) is bytes:
         return True
-    texts = [*event, *event.values()]  # type: ignore[union-attr]
-    if all(map(str.isascii, texts)):
+    # Joined, lone surrogates stay lone (str never pairs them), so one check covers them all.
+    text = "".join(event.values()) + "".join(event)  # type: ignore[union-attr,arg-type]
+    if text.isascii():
         return True
     try:
-        "".join(texts).encode()
+        text.encode()
     except UnicodeEncodeError:
         return False
     return True
