@@ -370,8 +370,8 @@ class AsyncioEmitter(Emitter):
         # What Emitter's methods use when this emitter sends without a loop (at exit): the
         # transport Emitter would choose, unless a transport of the caller's is given.
         given = getattr(self, "_async_transport", None)
-        if given is not None and not isinstance(given, HttpxTransport):
-            return given
+        if not isinstance(given, HttpxTransport) and callable(getattr(given, "send", None)):
+            return given  # it sends without a loop too (MemoryTransport does)
         return choose_transport(self.endpoint, None, self.request_timeout or None)
 
     def _after_fork_in_child(self) -> None:

@@ -558,7 +558,7 @@ def _check_transport_args(
     contracts.number(where, "block_timeout", block_timeout)
     if block_timeout < 0:  # type: ignore[operator]
         contracts.fail_value(where, "block_timeout", "a number >= 0", block_timeout)
-    if transport is not None and not (hasattr(transport, "send") or hasattr(transport, "asend")):
+    if transport is not None and not callable(getattr(transport, "send", None)):
         contracts.fail_type(where, "transport", "a Transport (with send and close)", transport)
 
 
