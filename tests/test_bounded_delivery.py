@@ -87,17 +87,29 @@ def test_request_timeout_bounds_each_whole_request(stuck: FaultyServer) -> None:
     emitter.close()
 
 
-def test_the_exit_flush_is_bounded_by_exit_timeout(stuck: FaultyServer) -> None:
+@pytest.mark.parametrize("kind", ["Emitter", "AsyncEmitter"])
+def test_the_exit_flush_is_bounded_by_exit_timeout(kind: str, stuck: FaultyServer) -> None:
     script = textwrap.dedent(
         f"""
-        from snowplow_tracker import Emitter, Tracker
-        emitter = Emitter({stuck.endpoint!r}, method="post", request_timeout=30, exit_timeout=0.5)
+        from snowplow_tracker import {kind}, Tracker
+        emitter = {kind}({stuck.endpoint!r}, method="post", request_timeout=30, exit_timeout=0.5)
         Tracker(emitter).track_page_view("http://example.com")
         """
     )
     start = time.monotonic()
     subprocess.run([sys.executable, "-c", script], check=True, timeout=20)
     assert time.monotonic() - start < 0.5 + SLACK + 1.0  # plus the interpreter's start-up
+
+
+def test_tracker_flush_timeout_bounds_every_emitter_together(stuck: FaultyServer) -> None:
+    emitters = [make("sync", stuck.endpoint, request_timeout=30) for _ in range(2)]
+    tracker = Tracker(emitters)
+    tracker.track_page_view("http://example.com")
+    took, _ = timed(lambda: tracker.flush(timeout=0.4))
+    assert took < 0.4 + SLACK
+    assert [emitter.stats().queued for emitter in emitters] == [1, 1]  # left for a later flush
+    for emitter in emitters:
+        emitter.close(timeout=0)
 
 
 class StuckTransport(MemoryTransport):
