@@ -14,6 +14,7 @@ from ._extras import require
 from ._handoff import takes_strings
 from .emitters import stringify
 from .payload import dumps
+from .retry import RetryPolicy
 from .typing import FailureCallback
 
 logger = logging.getLogger("snowplow_tracker.emitters")
@@ -76,6 +77,14 @@ class RedisEmitter:
         self.on_failure = on_failure
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
+        # The one retry policy type: doubling from retry_backoff, no jitter, no cap in reach.
+        self._retry = RetryPolicy(
+            max_attempts=max_attempts,
+            deadline=None,
+            backoff_base=retry_backoff,
+            backoff_max=retry_backoff * 2.0**max_attempts,
+            jitter=False,
+        )
         self._cond = threading.Condition(threading.Lock())
         self._pending: list[tuple[str, dict[str, str]]] = []
         self._enqueued = 0  # tickets handed out
@@ -118,7 +127,7 @@ class RedisEmitter:
             except Exception as exc:  # any client error: never into track_*
                 if attempt < self.max_attempts:
                     self._count("retried", len(values))
-                    time.sleep(self.retry_backoff * 2 ** (attempt - 1))
+                    time.sleep(self._retry.backoff(attempt))
                     continue
                 self._fail(group, exc)
             else:
