@@ -112,6 +112,14 @@ def test_tracker_flush_timeout_bounds_every_emitter_together(stuck: FaultyServer
         emitter.close(timeout=0)
 
 
+@pytest.mark.parametrize("timeout", [None, (1, 2), 0.5])
+def test_every_form_of_request_timeout_sends(collector: Collector, timeout: Any) -> None:
+    emitter = Emitter(collector.endpoint, method="post", request_timeout=timeout, buffer_size=1)
+    Tracker(emitter).track_page_view("http://example.com")
+    assert emitter.stats().sent == 1
+    emitter.close()
+
+
 class StuckTransport(MemoryTransport):
     """A collector that never answers, on a fake clock: each request takes its whole timeout."""
 

@@ -296,6 +296,14 @@ class SQLiteEventStore:
             _unlock(self._lock_fd)
             self._lock_fd = -1
 
+    def __del__(self) -> None:
+        # A store dropped without close() gives its file up for the next one in this process.
+        fd, self._lock_fd = getattr(self, "_lock_fd", -1), -1
+        try:  # noqa: SIM105 - no contextlib here: modules may be torn down at exit
+            _unlock(fd)
+        except Exception:
+            pass
+
 
 def _open(path: Path) -> Any:
     import sqlite3  # here, so that importing the package does not load SQLite

@@ -104,6 +104,17 @@ def test_a_second_store_on_a_file_this_process_uses_is_refused(tmp_path: Path) -
     SQLiteEventStore(path).close()
 
 
+def test_a_store_dropped_without_close_gives_its_file_up(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "spool.db"
+    SQLiteEventStore(path).add({"e": "pv"}, 10)
+    gc.collect()
+    again = SQLiteEventStore(path)
+    assert len(again) == 1
+    again.close()
+
+
 def test_a_forked_child_leaves_the_lock_to_its_parent(tmp_path: Path) -> None:
     path = tmp_path / "spool.db"
     store = SQLiteEventStore(path)
