@@ -91,3 +91,22 @@ def test_a_scripted_redirect_is_followed() -> None:
     assert [r.url for r in transport.requests][1] == "http://c.example.com/moved/i"
     assert emitter.stats().redirected == 1
     emitter.close()
+
+
+class Broken:
+    """A transport that breaks the protocol by raising."""
+
+    def send(self, request: Request, timeout: float) -> SendResult:
+        raise RuntimeError("bug in a custom transport")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_transport_that_raises_fails_the_request_not_the_emitter() -> None:
+    emitter = Emitter("c.example.com", method="post", transport=Broken())
+    Tracker(emitter).track_page_view("http://example.com")
+    assert emitter.flush()
+    stats = emitter.stats()
+    assert (stats.sent, stats.dropped["retries_exhausted"]) == (0, 1)
+    emitter.close()

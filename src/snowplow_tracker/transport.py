@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from typing import Callable, Optional, Protocol, Union
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 #: Redirects followed per request at most (as ``requests`` does, but fewer: 30 there).
 MAX_REDIRECTS = 5
@@ -126,8 +126,6 @@ def next_hop(request: Request, result: SendResult) -> Optional[Request]:
 def _full_url(request: Request) -> str:
     if not request.params:
         return request.url
-    from urllib.parse import urlencode
-
     sep = "&" if "?" in request.url else "?"
     return request.url + sep + urlencode(request.params)
 
@@ -140,7 +138,7 @@ def send(
 ) -> SendResult:
     """Send ``request``, following up to :data:`MAX_REDIRECTS` redirects, all within ``timeout``."""
     deadline = monotonic() + timeout
-    result = transport.send(request, timeout)
+    result = _guarded(transport, request, timeout)
     hops = 0
     while (following := next_hop(request, result)) is not None:
         remaining = deadline - monotonic()
@@ -148,9 +146,16 @@ def send(
             break
         hops += 1
         request = following
-        result = transport.send(request, remaining)
+        result = _guarded(transport, request, remaining)
     result.redirects = hops
     return result
+
+
+def _guarded(transport: Transport, request: Request, timeout: float) -> SendResult:
+    try:
+        return transport.send(request, timeout)
+    except Exception as exc:  # a transport of the caller's broke the protocol: a failed request
+        return SendResult(None, exc)
 
 
 async def asend(
@@ -161,7 +166,7 @@ async def asend(
 ) -> SendResult:
     """The asyncio twin of :func:`send`."""
     deadline = monotonic() + timeout
-    result = await transport.asend(request, timeout)
+    result = await _aguarded(transport, request, timeout)
     hops = 0
     while (following := next_hop(request, result)) is not None:
         remaining = deadline - monotonic()
@@ -169,10 +174,16 @@ async def asend(
             break
         hops += 1
         request = following
-        pending: Awaitable[SendResult] = transport.asend(request, remaining)
-        result = await pending
+        result = await _aguarded(transport, request, remaining)
     result.redirects = hops
     return result
+
+
+async def _aguarded(transport: AsyncTransport, request: Request, timeout: float) -> SendResult:
+    try:
+        return await transport.asend(request, timeout)
+    except Exception as exc:  # as in _guarded (asyncio.CancelledError is no Exception)
+        return SendResult(None, exc)
 
 
 def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
