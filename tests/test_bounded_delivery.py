@@ -283,3 +283,19 @@ def test_asyncio_emitter_requests_end_at_their_deadline(behave: Any) -> None:
         done, stats = asyncio.run(main(server.endpoint))
     assert done is True
     assert stats.dropped["retries_exhausted"] == 1
+
+
+def test_a_requests_session_is_bounded_too(stuck: FaultyServer) -> None:
+    """requests bounds each socket operation only: its calls run on a helper thread, and
+    the emitter stops waiting at the deadline."""
+    emitter = Emitter(
+        stuck.endpoint, method="post", request_timeout=0.3, session=requests.Session()
+    )
+    Tracker(emitter).track_page_view("http://example.com")
+    took, done = timed(emitter.flush)
+    assert done is True
+    assert took < 0.3 + SLACK
+    assert emitter.stats().dropped["retries_exhausted"] == 1
+    Tracker(emitter).track_page_view("http://example.com")
+    took, done = timed(lambda: emitter.close(timeout=0.3))
+    assert took < 0.3 + SLACK

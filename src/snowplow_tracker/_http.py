@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
+import queue
 import ssl
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Optional
 from urllib.parse import urlencode, urlsplit
@@ -84,14 +86,18 @@ class RequestsTransport:
     ``requests.post`` (as 0.5.0 did) when ``session`` is None.
 
     ``requests`` bounds each socket operation, not the whole request: a
-    collector that answers a byte at a time can make one request last
-    longer than its timeout. The built-in client has a true deadline.
+    collector that answers a byte at a time could make one request last
+    longer than its timeout. So a session's requests run on a helper thread
+    (:class:`_Runner`) and ``send`` returns at the deadline whatever they do.
+    Calls through ``requests.get``/``requests.post`` (test doubles) run in the
+    calling thread.
     """
 
     def __init__(self, session: requests.Session | None, timeout: Optional[Timeout]) -> None:
         self.session = session
         self.timeout = timeout
         self._settings: dict[str, dict[str, Any]] = {}
+        self._runner = _Runner()
 
     def __repr__(self) -> str:
         kind = "session" if self.session is not None else "requests.get/post"
@@ -119,9 +125,10 @@ class RequestsTransport:
                 ready, timeout=per_call, allow_redirects=False, **self._env(request.url)
             )
 
-        return _call(call)
+        return self._runner.run(lambda: _call(call), timeout)
 
     def close(self) -> None:
+        self._runner.close()
         if self.session is not None:
             self.session.close()
 
@@ -140,6 +147,73 @@ class RequestsTransport:
             merged = self.session.merge_environment_settings(url, {}, None, None, None)
             settings = self._settings[url] = dict(merged)
         return settings
+
+
+class _Job:
+    __slots__ = ("abandoned", "call", "done", "result")
+
+    def __init__(self, call: Callable[[], SendResult]) -> None:
+        self.call = call
+        self.done = threading.Event()
+        self.result: Optional[SendResult] = None
+        self.abandoned = False
+
+
+class _Runner:
+    """Daemon threads that make ``requests`` calls, so that the caller can stop waiting at
+    its deadline.
+
+    A call the caller gave up on goes on in its thread until ``requests`` gives up on it
+    (its result is dropped); a call still queued when its caller gave up is not made. At
+    most :attr:`MAX_THREADS` threads: when a collector holds each of them, new requests
+    fail at their deadline. Daemon threads never hold up interpreter exit.
+    """
+
+    MAX_THREADS = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._jobs: queue.SimpleQueue[Optional[_Job]] = queue.SimpleQueue()
+        self._threads = 0
+        self._idle = 0
+        self._pid = os.getpid()
+
+    def run(self, call: Callable[[], SendResult], timeout: float) -> SendResult:
+        job = _Job(call)
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child has none of its parent's threads
+                self._reset()
+            if self._idle:  # an idle thread takes it
+                self._idle -= 1
+            elif self._threads < self.MAX_THREADS:
+                self._threads += 1
+                threading.Thread(target=self._work, name="snowplow-requests", daemon=True).start()
+            self._jobs.put(job)
+        if not job.done.wait(None if timeout == math.inf else max(timeout, 0.0)):
+            job.abandoned = True
+            return SendResult(None, TimeoutError("the request's deadline passed"))
+        assert job.result is not None
+        return job.result
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if not job.abandoned:
+                job.result = job.call()  # _call: never raises
+                job.done.set()
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        with self._lock:
+            for _ in range(self._threads):
+                self._jobs.put(None)
+            self._threads = self._idle = 0
 
 
 def _bounded(configured: Optional[float], timeout: float) -> Optional[float]:
