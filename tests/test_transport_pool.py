@@ -443,3 +443,28 @@ def test_the_pool_is_chosen_again_once_a_double_is_gone(server: ScriptedServer) 
     assert isinstance(transport, BuiltinTransport)
     assert get(transport, server.url, {"n": "2"}).ok
     transport.close()
+
+
+def test_the_requests_runner_gives_up_at_the_deadline_and_skips_abandoned_calls() -> None:
+    from snowplow_tracker._http import _Runner
+
+    runner = _Runner()
+    release = threading.Event()
+    made: list[int] = []
+
+    def stuck(n: int) -> Any:
+        def call() -> SendResult:
+            made.append(n)
+            release.wait(10)
+            return SendResult(200)
+
+        return call
+
+    results = []
+    for n in range(_Runner.MAX_THREADS + 1):  # every thread held; the last call waits in line
+        results.append(runner.run(stuck(n), 0.05))
+    assert all(isinstance(result.error, TimeoutError) for result in results)
+    release.set()
+    assert runner.run(lambda: SendResult(204), 5).status == 204
+    assert sorted(made) == list(range(_Runner.MAX_THREADS))  # the abandoned one never ran
+    runner.close()
