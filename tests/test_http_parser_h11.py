@@ -108,10 +108,10 @@ def chunked_body(draw: st.DrawFn) -> bytes:
     for chunk in draw(st.lists(st.binary(min_size=1, max_size=20), max_size=4)):
         size = draw(st.sampled_from([f"{len(chunk):x}", f"{len(chunk):X}", f"0{len(chunk):x}"]))
         ext = draw(st.sampled_from([b"", b";x=y", b";n"]))
-        footer = draw(st.sampled_from([b"\r\n"] * 8 + [b"\n", b"xx"]))
+        footer = draw(st.sampled_from([b"\r\n"] * 18 + [b"\n", b"xx"]))
         body += size.encode() + ext + b"\r\n" + chunk + footer
-    body += draw(st.sampled_from([b"0\r\n", b"0;z\r\n", b"00\r\n", b"g\r\n"]))
-    trailers = draw(st.sampled_from([b"", b"T: 1\r\n", b"Bad Trailer\r\n"]))
+    body += draw(st.sampled_from([b"0\r\n"] * 4 + [b"0;z\r\n", b"00\r\n", b"g\r\n"]))
+    trailers = draw(st.sampled_from([b""] * 3 + [b"T: 1\r\n", b"Bad Trailer\r\n"]))
     return body + trailers + b"\r\n"
 
 
