@@ -143,25 +143,27 @@ class SQLiteEventStore:
         """Move the events waiting in memory into the file, in one transaction, oldest first
         (they are newer than every event in the file, older than the one being added)."""
         kept: deque[Item] = deque()
+        rows = []
         now = self._clock()
-        self._db.execute("BEGIN")
-        try:
-            for item in self._memory:
-                try:
-                    body = dumps(item[1])
-                    body.encode()
-                except UnicodeEncodeError:  # never storable: it stays, to be dropped when sent
-                    kept.append(item)
-                    continue
-                self._db.execute(
-                    "INSERT INTO events (created, size, body) VALUES (?, ?, ?)",
-                    (now, item[2], body),
+        for item in self._memory:
+            body = dumps(item[1])
+            try:
+                body.encode()
+            except UnicodeEncodeError:  # never storable: it stays, to be dropped when sent
+                kept.append(item)
+                continue
+            rows.append((now, item[2], body))
+        if rows:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO events (created, size, body) VALUES (?, ?, ?)", rows
                 )
-            self._db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self._db.execute("ROLLBACK")
-            raise
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._db.execute("ROLLBACK")
+                raise
         self._memory = kept
 
     def _evict_memory_overflow(self) -> list[Event]:
