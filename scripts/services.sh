@@ -34,4 +34,13 @@ if [ ! -f "$tracker_dir/node_modules/@snowplow/browser-tracker/dist/index.umd.mi
     echo "services: no npm; the browser test with Snowplow's JavaScript tracker will be skipped"
   fi
 fi
+# The HTTP interop tests put nginx (Debian package) in front of our collector; they start it
+# themselves, on a free loopback port. Install it when missing and allowed to, as chromium.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && [ "$(id -u)" = 0 ] \
+  && command -v apt-get >/dev/null 2>&1; then
+  echo "services: installing nginx for the HTTP interop tests"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq \
+    --no-install-recommends nginx >/dev/null) \
+    || echo "services: could not install nginx; nginx interop tests will be skipped"
+fi
 exit 0

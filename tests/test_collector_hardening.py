@@ -356,16 +356,11 @@ def test_a_body_cut_short_by_a_leaving_client_is_not_collected() -> None:
 def test_the_deadlines_hold_on_either_http_implementation(
     monkeypatch: pytest.MonkeyPatch, implementation: str
 ) -> None:
-    if implementation == "h11":
-        from uvicorn.protocols.http.h11_impl import H11Protocol
+    from snowplow_tracker.collector import protocol, server
 
-        from snowplow_tracker.collector import protocol, server
-
-        def h11_class(request_timeout: float) -> Any:
-            bases = (protocol._Deadlines, H11Protocol)
-            return type("TimedH11", bases, {"request_timeout": request_timeout})
-
-        monkeypatch.setattr(server, "protocol_class", h11_class)
+    monkeypatch.setattr(
+        server, "protocol_class", lambda timeout: protocol.protocol_class(timeout, implementation)
+    )
     with Collector(request_timeout=0.5, idle_timeout=0.5) as collector:
         address = (collector.host, collector.port)
         with socket.create_connection(address, timeout=10) as slow:

@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from snowplow_tracker import Emitter, Subject, Tracker
-from snowplow_tracker._http import RequestsTransport
+from snowplow_tracker._http import BuiltinTransport, RequestsTransport, choose_transport
 from snowplow_tracker._pool import MAX_IDLE, RECENT_SECONDS, Pool
+from snowplow_tracker.transport import Request, SendResult, Transport
 
 GIF_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: image/gif\r\nContent-Length: 3\r\n\r\nGIF"
 
@@ -87,10 +88,18 @@ def scripted(*answers: bytes) -> ScriptedServer:
     return ScriptedServer(*answers)
 
 
+def get(transport: Transport, url: str, params: Any) -> SendResult:
+    return transport.send(Request("GET", url, params), 5.0)
+
+
+def post(transport: Transport, url: str, body: bytes) -> SendResult:
+    return transport.send(Request("POST", url, None, body), 5.0)
+
+
 def test_get_sends_the_requests_headers_and_reuses_one_connection(server: ScriptedServer) -> None:
-    transport = RequestsTransport(timeout=5)
+    transport = BuiltinTransport(5.0)
     for n in range(3):
-        result = transport.get(server.url, {"e": "pv", "url": f"http://a.b/?x={n} y", "n": "é"})
+        result = get(transport, server.url, {"e": "pv", "url": f"http://a.b/?x={n} y", "n": "é"})
         assert result.ok
         assert result.status == 200
     assert server.connections == 1
@@ -104,7 +113,7 @@ def test_get_sends_the_requests_headers_and_reuses_one_connection(server: Script
 def test_get_query_matches_what_requests_would_send(server: ScriptedServer) -> None:
     params = {"e": "ue", "ue_px": "eyJhIjoiYiJ9", "tna": "a b&c=d/é", "skip": None}
     prepared = requests.Request("GET", server.url, params=params).prepare()
-    RequestsTransport().get(server.url, params)  # type: ignore[arg-type]
+    get(BuiltinTransport(5.0), server.url, params)  # type: ignore[arg-type]
     request_line = server.requests[0].split(b"\r\n")[0].decode()
     assert request_line == f"GET {prepared.path_url} HTTP/1.1"
 
@@ -112,7 +121,7 @@ def test_get_query_matches_what_requests_would_send(server: ScriptedServer) -> N
 def test_post_sends_body_content_type_and_length(server: ScriptedServer) -> None:
     body = json.dumps({"data": [{"e": "pv", "url": "é"}]}, ensure_ascii=False).encode()
     url = f"http://127.0.0.1:{server.port}/com.snowplowanalytics.snowplow/tp2"
-    assert RequestsTransport().post(url, body).status == 200
+    assert post(BuiltinTransport(5.0), url, body).status == 200
     head, _, sent = server.requests[0].partition(b"\r\n\r\n")
     assert head.startswith(b"POST /com.snowplowanalytics.snowplow/tp2 HTTP/1.1\r\n")
     assert b"\r\nContent-Type: application/json; charset=utf-8" in head
@@ -138,20 +147,21 @@ def test_answers_are_read_whole_and_the_connection_kept(
     answer: bytes, status: int, retry_after: float | None
 ) -> None:
     srv = scripted(answer)
-    transport = RequestsTransport()
-    result = transport.get(srv.url, {"e": "pv"})
+    transport = BuiltinTransport(5.0)
+    result = get(transport, srv.url, {"e": "pv"})
     assert (result.status, result.retry_after) == (status, retry_after)
     # The next request on the same connection parses cleanly: nothing was left unread.
-    assert transport.get(srv.url, {"e": "pv"}).status == 200
-    assert srv.connections == 1
+    # (After an error status the connection is not reused: see Pool.request.)
+    assert get(transport, srv.url, {"e": "pv"}).status == 200
+    assert srv.connections == (1 if status < 400 else 2)
     srv.close()
 
 
 def test_an_answer_without_length_is_read_to_the_end_and_not_reused() -> None:
     srv = scripted(b"HTTP/1.0 200 OK\r\n\r\nbody until close" + ScriptedServer.CLOSE)
-    transport = RequestsTransport()
-    assert transport.get(srv.url, {"e": "pv"}).status == 200
-    assert transport.get(srv.url, {"e": "pv"}).status == 200
+    transport = BuiltinTransport(5.0)
+    assert get(transport, srv.url, {"e": "pv"}).status == 200
+    assert get(transport, srv.url, {"e": "pv"}).status == 200
     assert srv.connections == 2
     srv.close()
 
@@ -159,8 +169,8 @@ def test_an_answer_without_length_is_read_to_the_end_and_not_reused() -> None:
 def test_connection_close_is_honoured() -> None:
     close = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
     srv = scripted(close + ScriptedServer.CLOSE, close + ScriptedServer.CLOSE)
-    transport = RequestsTransport()
-    assert [transport.get(srv.url, {"n": str(n)}).status for n in range(3)] == [200, 200, 200]
+    transport = BuiltinTransport(5.0)
+    assert [get(transport, srv.url, {"n": str(n)}).status for n in range(3)] == [200, 200, 200]
     assert srv.connections == 3
     srv.close()
 
@@ -171,8 +181,8 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(idle: str) -> Non
     once, on a new one. Used a moment ago, it is reused unchecked (the check costs a system
     call on the sending path); closed even so, the request goes again on a new one."""
     srv = scripted(GIF_ANSWER + ScriptedServer.CLOSE)  # answers, then closes the idle connection
-    transport = RequestsTransport()
-    assert transport.get(srv.url, {"n": "1"}).ok
+    transport = BuiltinTransport(5.0)
+    assert get(transport, srv.url, {"n": "1"}).ok
     pool = transport._route(srv.url).pool  # type: ignore[union-attr]
     for _ in range(100):  # wait until the close has reached us
         if pool._idle and pool._idle[0].is_dropped():
@@ -180,7 +190,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(idle: str) -> Non
         threading.Event().wait(0.01)
     if idle == "long":
         pool._idle[0].idle_since -= RECENT_SECONDS
-    result = transport.get(srv.url, {"n": "2"})
+    result = get(transport, srv.url, {"n": "2"})
     assert result.ok, result.describe()
     assert (srv.connections, len(srv.requests)) == (2, 2)
     srv.close()
@@ -189,14 +199,14 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(idle: str) -> Non
 def test_a_connection_used_a_moment_ago_is_not_checked(
     server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    transport = RequestsTransport()
-    assert transport.get(server.url, {"n": "1"}).ok
+    transport = BuiltinTransport(5.0)
+    assert get(transport, server.url, {"n": "1"}).ok
 
     def no_check(self: Any) -> bool:
         raise AssertionError("checked a connection used a moment ago")
 
     monkeypatch.setattr("snowplow_tracker._pool.Connection.is_dropped", no_check)
-    assert transport.get(server.url, {"n": "2"}).ok
+    assert get(transport, server.url, {"n": "2"}).ok
     assert server.connections == 1
 
 
@@ -208,11 +218,11 @@ def test_a_kept_connection_the_server_drops_as_it_is_reused_is_retried_once(
     timeout, after our check that the connection is still open): that request is sent again
     on a new connection, once, instead of failing the batch."""
     srv = scripted(GIF_ANSWER, b"")  # the second request on the first connection: no answer
-    transport = RequestsTransport()
+    transport = BuiltinTransport(5.0)
     send = (
-        (lambda: transport.get(srv.url, {"n": "1"}))
+        (lambda: get(transport, srv.url, {"n": "1"}))
         if method == "get"
-        else (lambda: transport.post(srv.url, b'{"n":"1"}'))
+        else (lambda: post(transport, srv.url, b'{"n":"1"}'))
     )
     assert send().ok
     result = send()
@@ -224,19 +234,19 @@ def test_a_kept_connection_the_server_drops_as_it_is_reused_is_retried_once(
 
 def test_the_retry_on_a_new_connection_is_made_once() -> None:
     srv = scripted(GIF_ANSWER, b"", b"")  # the reused connection and the new one: no answer
-    transport = RequestsTransport()
-    assert transport.post(srv.url, b'{"n":"1"}').ok
-    result = transport.post(srv.url, b'{"n":"2"}')
+    transport = BuiltinTransport(5.0)
+    assert post(transport, srv.url, b'{"n":"1"}').ok
+    result = post(transport, srv.url, b'{"n":"2"}')
     assert result.status is None
     assert isinstance(result.error, OSError)
     assert (srv.connections, len(srv.requests)) == (2, 3)
-    assert transport.post(srv.url, b'{"n":"3"}').ok  # and the pool recovers
+    assert post(transport, srv.url, b'{"n":"3"}').ok  # and the pool recovers
     srv.close()
 
 
 def test_a_new_connection_that_fails_is_not_retried() -> None:
     srv = scripted(b"", GIF_ANSWER)
-    result = RequestsTransport().post(srv.url, b'{"n":"1"}')
+    result = post(BuiltinTransport(5.0), srv.url, b'{"n":"1"}')
     assert result.status is None
     assert isinstance(result.error, OSError)
     assert len(srv.requests) == 1
@@ -249,13 +259,13 @@ def test_a_new_connection_that_fails_is_not_retried() -> None:
 )
 def test_a_broken_answer_is_an_error_result_not_an_exception(answer: bytes) -> None:
     srv = scripted(answer)
-    transport = RequestsTransport()
-    result = transport.get(srv.url, {"e": "pv"})
+    transport = BuiltinTransport(5.0)
+    result = get(transport, srv.url, {"e": "pv"})
     assert result.status is None
     assert result.error is not None
     assert not result.ok
     # The broken connection was dropped; the next request works on a new one.
-    assert transport.get(srv.url, {"e": "pv"}).ok
+    assert get(transport, srv.url, {"e": "pv"}).ok
     srv.close()
 
 
@@ -263,7 +273,7 @@ def test_unreachable_collector_is_an_error_result() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = RequestsTransport(timeout=1).post(f"http://127.0.0.1:{port}/x", b"{}")
+    result = post(BuiltinTransport(1.0), f"http://127.0.0.1:{port}/x", b"{}")
     assert result.status is None
     assert isinstance(result.error, OSError)
 
@@ -285,21 +295,21 @@ def test_close_closes_idle_connections() -> None:
 
 
 def test_a_forked_child_does_not_reuse_the_parents_connections(server: ScriptedServer) -> None:
-    transport = RequestsTransport()
-    assert transport.get(server.url, {"n": "1"}).ok
+    transport = BuiltinTransport(5.0)
+    assert get(transport, server.url, {"n": "1"}).ok
     pool = transport._route(server.url).pool  # type: ignore[union-attr]
     assert len(pool._idle) == 1
     pool._pid = -1  # what a forked child sees: a different pid from the pool's
-    assert transport.get(server.url, {"n": "2"}).ok
+    assert get(transport, server.url, {"n": "2"}).ok
     assert server.connections == 2
 
 
 def test_requests_sends_when_the_caller_gives_a_session(server: ScriptedServer) -> None:
     session = requests.Session()
     session.headers["X-Mine"] = "1"
-    transport = RequestsTransport(session)
-    assert transport._route(server.url) is None
-    assert transport.get(server.url, {"e": "pv"}).ok
+    transport = choose_transport(server.url, session, 5.0)
+    assert isinstance(transport, RequestsTransport)
+    assert get(transport, server.url, {"e": "pv"}).ok
     assert b"X-Mine: 1" in server.requests[0]
     session.close()
 
@@ -310,15 +320,16 @@ def test_requests_sends_when_a_proxy_applies(
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    transport = RequestsTransport()
-    assert transport._route("http://collector.invalid/i") is None
+    assert BuiltinTransport.for_url("http://collector.invalid/i", 5.0) is None
+    transport = choose_transport("http://collector.invalid/i", None, 5.0)
+    assert isinstance(transport, RequestsTransport)
     # The proxy (our server) receives the absolute URL, as requests sends it to proxies.
-    assert transport.get("http://collector.invalid/i", {"e": "pv"}).ok
+    assert get(transport, "http://collector.invalid/i", {"e": "pv"}).ok
     assert server.requests[0].startswith(b"GET http://collector.invalid/i?e=pv HTTP/1.1")
 
 
 def test_https_gets_a_verifying_tls_context() -> None:
-    route = RequestsTransport()._route("https://collector.example.com/i")
+    route = BuiltinTransport(5.0)._route("https://collector.example.com/i")
     assert route is not None
     tls = route.pool.tls
     assert tls is not None
@@ -341,7 +352,9 @@ def test_patched_requests_post_is_still_used(monkeypatch: pytest.MonkeyPatch) ->
         return Answer()
 
     monkeypatch.setattr(requests, "post", fake_post)
-    assert RequestsTransport().post("http://127.0.0.1:9/x", b"{}").ok
+    transport = choose_transport("http://127.0.0.1:9/x", None, 5.0)
+    assert isinstance(transport, RequestsTransport)
+    assert post(transport, "http://127.0.0.1:9/x", b"{}").ok
     assert calls == [("http://127.0.0.1:9/x", b"{}")]
 
 
@@ -391,7 +404,9 @@ def test_a_patched_adapter_send_gets_the_traffic(monkeypatch: pytest.MonkeyPatch
         return response
 
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", fake_send)
-    result = RequestsTransport().get("http://127.0.0.1:9/i", {"e": "pv"})
+    result = get(
+        choose_transport("http://127.0.0.1:9/i", None, 5.0), "http://127.0.0.1:9/i", {"e": "pv"}
+    )
     assert result.status == 204
     assert seen == ["http://127.0.0.1:9/i?e=pv"]
 
@@ -411,17 +426,45 @@ def test_a_replaced_urllib3_connection_class_gets_the_traffic(
             super().request(method, url, *args, **kwargs)
 
     monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "ConnectionCls", Recording)
-    transport = RequestsTransport()
-    assert transport.get(server.url, {"e": "pv"}).ok
+    transport = choose_transport(server.url, None, 5.0)
+    assert get(transport, server.url, {"e": "pv"}).ok
     assert used == ["/i?e=pv"]
     transport.close()
 
 
-def test_the_pool_is_used_again_once_a_double_is_gone(server: ScriptedServer) -> None:
-    transport = RequestsTransport()
+def test_the_pool_is_chosen_again_once_a_double_is_gone(server: ScriptedServer) -> None:
+    """The choice is made when an emitter is built: with a double active, requests; after."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(requests.Session, "send", lambda *a, **k: (_ for _ in ()).throw(OSError()))
-        assert transport.get(server.url, {"n": "1"}).error is not None
-    assert transport.get(server.url, {"n": "2"}).ok
-    assert transport._route(server.url) is not None
+        doubled = choose_transport(server.url, None, 5.0)
+        assert isinstance(doubled, RequestsTransport)
+        assert get(doubled, server.url, {"n": "1"}).error is not None
+    transport = choose_transport(server.url, None, 5.0)
+    assert isinstance(transport, BuiltinTransport)
+    assert get(transport, server.url, {"n": "2"}).ok
     transport.close()
+
+
+def test_the_requests_runner_gives_up_at_the_deadline_and_skips_abandoned_calls() -> None:
+    from snowplow_tracker._http import _Runner
+
+    runner = _Runner()
+    release = threading.Event()
+    made: list[int] = []
+
+    def stuck(n: int) -> Any:
+        def call() -> SendResult:
+            made.append(n)
+            release.wait(10)
+            return SendResult(200)
+
+        return call
+
+    results = []
+    for n in range(_Runner.MAX_THREADS + 1):  # every thread held; the last call waits in line
+        results.append(runner.run(stuck(n), 0.05))
+    assert all(isinstance(result.error, TimeoutError) for result in results)
+    release.set()
+    assert runner.run(lambda: SendResult(204), 5).status == 204
+    assert sorted(made) == list(range(_Runner.MAX_THREADS))  # the abandoned one never ran
+    runner.close()

@@ -22,13 +22,15 @@ from . import _logging
 _logging.configure()
 logger = _logging.logger
 
+from ._celery import CeleryEmitter  # noqa: E402
 from ._delivery import DeliveryStats  # noqa: E402
 from ._distribution import warn_on_conflicts  # noqa: E402
+from ._redis import RedisEmitter  # noqa: E402
 from ._sent import SentEvents  # noqa: E402
 from ._version import __version__, __version_info__  # noqa: E402
 from .configuration import EmitterConfiguration, TrackerConfiguration  # noqa: E402
 from .contracts import contracts_enabled, disable_contracts, enable_contracts  # noqa: E402
-from .emitters import AsyncEmitter, CeleryEmitter, Emitter, RedisEmitter  # noqa: E402
+from .emitters import AsyncEmitter, Emitter  # noqa: E402
 from .event_store import EventStore, MemoryEventStore, SQLiteEventStore  # noqa: E402
 from .events import (  # noqa: E402
     AddToCart,
@@ -50,6 +52,7 @@ from .exceptions import (  # noqa: E402
     ContractError,
     DistributionConflictWarning,
     EmitterClosedError,
+    EventStoreLockedError,
     InvalidTypeError,
     InvalidValueError,
     MissingExtraError,
@@ -77,6 +80,7 @@ __all__ = [
     "EmitterConfiguration",
     "Event",
     "EventStore",
+    "EventStoreLockedError",
     "FormChange",
     "FormSubmit",
     "InvalidTypeError",

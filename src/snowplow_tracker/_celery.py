@@ -7,12 +7,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import contracts
+from . import contracts, emitters
+from ._body import split_batch
 from ._delivery import Event
 from ._extras import require
-from ._http import SendResult
-from .emitters import AsyncEmitter, split_batch
+from .emitters import AsyncEmitter
 from .event_store import Record, decode_record
+from .transport import SendResult
 from .typing import FailureCallback, SuccessCallback
 
 logger = logging.getLogger("snowplow_tracker.emitters")
@@ -164,7 +165,7 @@ class CeleryEmitter(AsyncEmitter):
         # One message per batch, whatever the collector method; byte_limit bounds POST batches.
         return split_batch(events, self.byte_limit)
 
-    def _send_unit(self, events: list[Record]) -> SendResult:
+    def _send_unit(self, events: list[Record], left: float) -> SendResult:
         result = self._publisher.publish([decode_record(event) for event in events])
         if not result.ok:
             logger.info("handing %d event(s) to Celery failed: %s", len(events), result.describe())
@@ -178,3 +179,18 @@ class CeleryEmitter(AsyncEmitter):
         super()._after_fork_in_child()
         # The parent's broker connection is the parent's: never used (or closed) here.
         self._publisher = CeleryPublisher(self.app, self._target, self.publish_timeout)
+
+
+def _emitters_getattr(name: str) -> Any:
+    # `celery -A snowplow_tracker.emitters worker` looks up `app`: build it then, never at import.
+    if name == "app":
+        from ._celery_app import get_app
+
+        return get_app()
+    raise AttributeError(f"module 'snowplow_tracker.emitters' has no attribute {name!r}")
+
+
+# 0.5.0 defined CeleryEmitter in snowplow_tracker.emitters, and celery workers name that module:
+# this module (imported by the package) adds both there, so the core never imports us.
+emitters.CeleryEmitter = CeleryEmitter  # type: ignore[attr-defined]
+setattr(emitters, "__getattr__", _emitters_getattr)  # noqa: B010 - mypy refuses the plain form

@@ -19,12 +19,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import random
 import threading
 from typing import Any
 
 from ._extras import require
 from ._http import new_session
+from .retry import RetryPolicy
 
 logger = logging.getLogger("snowplow_tracker.celery")
 
@@ -124,7 +124,8 @@ def send_events(
         if limit is None or retries < limit:
             base = float(conf.get(RETRY_BACKOFF_SETTING, DEFAULT_RETRY_BACKOFF))
             cap = float(conf.get(RETRY_BACKOFF_MAX_SETTING, DEFAULT_RETRY_BACKOFF_MAX))
-            countdown = random.uniform(0, min(cap, base * 2**retries))
+            policy = RetryPolicy(backoff_base=base, backoff_max=cap)
+            countdown = policy.backoff(retries + 1)
             logger.warning(
                 "%d of %d event(s) not accepted; retry %d in %.2f s",
                 len(unsent),
@@ -141,13 +142,13 @@ def send_events(
     return {"sent": sent, "unsent": len(unsent)}
 
 
-#: Statuses after which sending the same events again can succeed.
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
+#: Which failures the task retries: the emitters' policy, plus 425 (too early).
+_POLICY = RetryPolicy().retrying(425)
 
 
 def is_retryable(status: int | None) -> bool:
-    """A network error (no status), 408, 425, 429 or 5xx."""
-    return status is None or status >= 500 or status in RETRYABLE_STATUSES
+    """A network error (no status), 408, 425, 429 or 5xx (as :class:`RetryPolicy` decides)."""
+    return _POLICY.is_retryable(status)
 
 
 def deliver(

@@ -4,28 +4,32 @@
 preparing the request, walking adapters and parsing headers with
 :mod:`email`. Sending to a collector needs none of that: the request is the
 same each time but for its target and body, and of the answer only the
-status, ``Retry-After`` and whether the connection stays open matter. This
-module writes each request in one ``sendall`` and reads the response with a
-minimal parser (``Content-Length``, chunked, or until close), over
-connections kept in a small LIFO pool.
+status, ``Retry-After``, ``Location`` and whether the connection stays open
+matter. This module writes each request in one ``sendall`` and reads the
+response with a minimal parser (``Content-Length``, chunked, or until close)
+over connections kept in a small LIFO pool.
 
-It is used only when ``requests`` would have done nothing more: see
-``RequestsTransport`` in ``_http.py`` for when it applies.
+Every request has a deadline that covers connecting, sending and reading the
+whole response: a collector that never answers, answers a byte at a time,
+sends ``100 Continue`` for ever or a chunked body that never ends is given up
+when the deadline passes. The parser follows RFC 9112 as h11 reads it (the
+tests compare the two on generated responses); bytes after the end of a
+response close the connection, so a stray answer is never taken for the
+answer to the next request.
 """
 
 from __future__ import annotations
 
 import http.client
+import math
 import os
+import re
 import select
 import socket
 import ssl
 import time
 from collections.abc import Mapping
-from io import BufferedReader
-from typing import Optional, Union
-
-Timeout = Optional[Union[float, tuple[float, float]]]
+from typing import Optional
 
 #: Idle connections kept per origin (``requests`` keeps 10 per host too).
 MAX_IDLE = 10
@@ -33,38 +37,89 @@ MAX_IDLE = 10
 #: Collectors and load balancers close idle connections after several seconds (Snowplow's
 #: collector and AWS load balancers: 60 s by default).
 RECENT_SECONDS = 1.0
-_MAX_LINE = 65_536
+_MAX_HEAD = 65_536
 _MAX_HEADERS = 100
-_CHUNK = 65_536
+_RECV = 65_536
 #: How a kept-alive connection fails when the server closed it just as we reused it: the
 #: request is sent again, once, on a new connection.
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_HEAD_END = re.compile(rb"\n\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: [^\x00\r\n]*)?")
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
+#: Header lines, each ending in LF: a field (a token, a colon, a value of visible characters,
+#: spaces and tabs, as h11 reads RFC 9110), or a continuation line (obsolete line folding).
+_FIELDS = re.compile(rb"(?:(?:" + _TOKEN + rb":|[ \t])[^\x00\x0b\x0c\r\n]*\r?\n)*")
+#: The header lines whose values we use (found by one scan of the checked lines).
+_NEEDED = re.compile(
+    rb"^(content-length|transfer-encoding|connection|retry-after|location):([^\n]*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
+_DIGITS = re.compile(rb"[0-9]{1,20}")
+
+
+class ResponseError(http.client.HTTPException):
+    """The collector's answer is not HTTP/1.1 as RFC 9112 (and h11) read it."""
 
 
 class Response:
     """What the emitter needs from an answer."""
 
-    __slots__ = ("keep_alive", "retry_after", "status")
+    __slots__ = ("keep_alive", "location", "retry_after", "status")
 
-    def __init__(self, status: int, retry_after: str | None, keep_alive: bool) -> None:
+    def __init__(
+        self,
+        status: int,
+        retry_after: str | None,
+        keep_alive: bool,
+        location: str | None = None,
+    ) -> None:
         self.status = status
         self.retry_after = retry_after
         self.keep_alive = keep_alive
+        self.location = location
 
 
 class Connection:
-    """One socket to the origin and a reader over it."""
+    """One socket to the origin, with what has been received and not yet parsed."""
 
-    __slots__ = ("idle_since", "reader", "sock")
+    __slots__ = ("buffer", "idle_since", "sock", "timeout")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, timeout: Optional[float]) -> None:
         self.sock = sock
-        self.reader: BufferedReader = sock.makefile("rb")
+        self.timeout = timeout  # the socket's current timeout, to set it only when it must change
+        self.buffer = b""
         self.idle_since = 0.0  # time.monotonic() when it went back to the pool
 
-    def exchange(self, request: bytes) -> Response:
+    def exchange(self, request: bytes, deadline: float) -> Response:
+        self._bound(deadline)
         self.sock.sendall(request)
-        return read_response(self.reader)
+        return read_response(self, deadline)
+
+    def _bound(self, deadline: float) -> None:
+        """Make the next socket call end by ``deadline``.
+
+        Setting a timeout is a system call: it is made only when the current
+        one would outlast the deadline (by more than 5 % and a millisecond: the
+        bound of how late a request may end), or is less than half the time left.
+        """
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request's deadline passed")
+        if remaining == math.inf:  # no deadline at all (request_timeout=None)
+            if self.timeout is not None:
+                self.sock.settimeout(None)
+                self.timeout = None
+            return
+        current = self.timeout
+        if current is None or current > remaining * 1.05 + 0.001 or current < remaining / 2:
+            self.sock.settimeout(remaining)
+            self.timeout = remaining
+
+    def receive(self, deadline: float) -> bytes:
+        """More bytes from the peer (b"" once it has closed), by ``deadline``."""
+        self._bound(deadline)
+        return self.sock.recv(_RECV)
 
     def is_dropped(self) -> bool:
         """An idle connection with something to read has been closed (or spoken out of turn)."""
@@ -75,45 +130,47 @@ class Connection:
         return bool(readable)
 
     def close(self) -> None:
-        try:
-            self.reader.close()
-        finally:
-            self.sock.close()
+        self.sock.close()
 
 
 class Pool:
     """Keep-alive connections to ``host:port`` (TLS when ``tls`` is a context)."""
 
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None, timeout: Timeout) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        tls: ssl.SSLContext | None,
+        connect_timeout: Optional[float] = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.tls = tls
-        self.connect_timeout: Optional[float]
-        self.read_timeout: Optional[float]
-        if isinstance(timeout, tuple):
-            self.connect_timeout, self.read_timeout = timeout
-        else:
-            self.connect_timeout = self.read_timeout = timeout
+        self.connect_timeout = connect_timeout
         self._idle: list[Connection] = []
         self._pid = os.getpid()
 
-    def request(self, request: bytes) -> Response:
-        """Send one request and read its answer; raises what the network or the peer raised.
+    def request(self, request: bytes, deadline: float) -> Response:
+        """Send one request and read its answer by ``deadline`` (a ``time.monotonic()``).
 
-        A connection taken from the pool may have been closed by the server (its idle
-        timeout) after we last checked it: if it fails as such a connection does, the
-        request goes again on a new connection, once. The server may then see it twice
-        (if it closed only after reading it); the event ids tell the copies apart.
+        Raises what the network or the peer raised (``TimeoutError`` at the
+        deadline). A connection taken from the pool may have been closed by
+        the server (its idle timeout) after we last checked it: if it fails as
+        such a connection does, the request goes again on a new connection,
+        once. The server may then see it twice (if it closed only after
+        reading it); the event ids tell the copies apart.
         """
-        conn, reused = self._checkout()
+        conn, reused = self._checkout(deadline)
         try:
-            response = _exchange(conn, request)
+            response = _exchange(conn, request, deadline)
         except _STALE:
             if not reused:
                 raise
-            conn = self._connect()
-            response = _exchange(conn, request)
-        if response.keep_alive and len(self._idle) < MAX_IDLE:
+            conn = self._connect(deadline)
+            response = _exchange(conn, request, deadline)
+        # After an error status the connection is not reused: a server in trouble may still
+        # send something for that request, which must not become the next request's answer.
+        if response.keep_alive and response.status < 400 and len(self._idle) < MAX_IDLE:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)  # list.append and list.pop are atomic: no lock needed
         else:
@@ -131,7 +188,7 @@ class Pool:
         except Exception:
             pass
 
-    def _checkout(self) -> tuple[Connection, bool]:
+    def _checkout(self, deadline: float) -> tuple[Connection, bool]:
         """A connection, and whether it was used before (taken from the idle pool)."""
         if self._pid != os.getpid():
             # A forked child must not talk over its parent's connections. Closing its copies
@@ -142,7 +199,7 @@ class Pool:
             try:
                 conn = self._idle.pop()
             except IndexError:
-                return self._connect(), False
+                return self._connect(deadline), False
             # Checking costs a system call, and a sending thread that gives up the GIL for
             # it may wait for a busy producer thread to give it back: a connection used a
             # moment ago is taken as it is (if the server closed it even so, the request
@@ -151,23 +208,33 @@ class Pool:
                 return conn, True
             conn.close()
 
-    def _connect(self) -> Connection:
-        sock = socket.create_connection((self.host, self.port), self.connect_timeout)
+    def _connect(self, deadline: float) -> Connection:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request's deadline passed before connecting")
+        timeout = (
+            remaining if self.connect_timeout is None else min(self.connect_timeout, remaining)
+        )
+        sock = socket.create_connection((self.host, self.port), _finite(timeout))
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
+                sock.settimeout(_finite(max(0.001, deadline - time.monotonic())))
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
-            sock.settimeout(self.read_timeout)
         except BaseException:
             sock.close()
             raise
-        return Connection(sock)
+        return Connection(sock, sock.gettimeout())
 
 
-def _exchange(conn: Connection, request: bytes) -> Response:
+def _finite(seconds: float) -> Optional[float]:
+    return None if seconds == math.inf else seconds
+
+
+def _exchange(conn: Connection, request: bytes, deadline: float) -> Response:
     """``conn.exchange(request)``, closing the connection if it fails in any way."""
     try:
-        return conn.exchange(request)
+        return conn.exchange(request, deadline)
     except BaseException:
         conn.close()
         raise
@@ -182,79 +249,188 @@ def header_block(host: str, headers: Mapping[str, str]) -> str:
     return "".join(line + "\r\n" for line in lines)
 
 
-def read_response(reader: BufferedReader) -> Response:
-    """Read one whole response, skipping 1xx answers; the body is read and discarded."""
+# -- reading a response ------------------------------------------------------------------------
+
+
+class _Head:
+    """A parsed status line and the headers that decide framing, and that we report."""
+
+    __slots__ = ("chunked", "close", "length", "location", "retry_after", "status", "version")
+
+    def __init__(self) -> None:
+        self.version = b"1.1"
+        self.status = 0
+        self.length: Optional[bytes] = None
+        self.chunked = False
+        self.close = False
+        self.retry_after: Optional[str] = None
+        self.location: Optional[str] = None
+
+
+def read_response(conn: Connection, deadline: float) -> Response:
+    """Read one whole response by ``deadline``, skipping 1xx answers; discard the body.
+
+    The connection stays open only if the server allows it and nothing
+    follows the response.
+    """
     while True:
-        version, status = _status_line(reader)
-        headers = _headers(reader)
-        if status >= 200:
+        head = _parse_head(_read_head(conn, deadline))
+        if head.status >= 200:
             break
-    connection = headers.get("connection", "").lower()
-    keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
-    if status in (204, 304):
+        if time.monotonic() >= deadline:  # 1xx lines arriving faster than we read them
+            raise TimeoutError("the request's deadline passed (only 1xx answers came)")
+    keep_alive = not head.close and head.version >= b"1.1"
+    if head.status in (204, 304):
         pass
-    elif "chunked" in headers.get("transfer-encoding", "").lower():
-        _read_chunked(reader)
-    elif "content-length" in headers:
-        _discard(reader, _content_length(headers["content-length"]))
+    elif head.chunked:
+        _read_chunked(conn, deadline)
+    elif head.length is not None:
+        _discard(conn, int(head.length), deadline)
     else:
         # No length: the body runs until the server closes the connection.
-        while reader.read(_CHUNK):
-            pass
+        while conn.buffer or conn.receive(deadline):
+            conn.buffer = b""
         keep_alive = False
-    return Response(status, headers.get("retry-after"), keep_alive)
+    if conn.buffer:  # bytes nobody asked for: never read them as the next answer
+        conn.buffer = b""
+        keep_alive = False
+    return Response(head.status, head.retry_after, keep_alive, head.location)
 
 
-def _status_line(reader: BufferedReader) -> tuple[str, int]:
-    line = reader.readline(_MAX_LINE + 1)
-    if not line:
-        raise http.client.RemoteDisconnected(
-            "the collector closed the connection without answering"
-        )
-    parts = line.decode("iso-8859-1").split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise http.client.BadStatusLine(repr(line))
-    return parts[0], int(parts[1])
+def _read_head(conn: Connection, deadline: float) -> bytes:
+    """The status line and headers, up to the blank line (which is consumed)."""
+    buffer = conn.buffer
+    while True:
+        if buffer[:2] == b"\r\n" or buffer[:1] == b"\n":
+            raise ResponseError("an empty line where a status line was expected")
+        match = _HEAD_END.search(buffer)  # the first blank line, CRLF or bare LF as h11 reads
+        if match is not None:
+            conn.buffer = buffer[match.end() :]
+            return buffer[: match.start()]
+        if len(buffer) > _MAX_HEAD:
+            raise ResponseError("the response head is too long")
+        data = conn.receive(deadline)
+        if not data:
+            if buffer:
+                raise http.client.IncompleteRead(buffer)
+            raise http.client.RemoteDisconnected(
+                "the collector closed the connection without answering"
+            )
+        buffer += data
+        conn.buffer = buffer
 
 
-def _headers(reader: BufferedReader) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for _ in range(_MAX_HEADERS + 1):
-        line = reader.readline(_MAX_LINE + 1)
-        if len(line) > _MAX_LINE:
-            raise http.client.LineTooLong("header line")
-        if line in (b"\r\n", b"\n", b""):
-            return headers
-        name, _, value = line.decode("iso-8859-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    raise http.client.HTTPException(f"more than {_MAX_HEADERS} headers")
+def _parse_head(block: bytes) -> _Head:
+    end = block.find(b"\n")
+    first, fields = (block, b"") if end < 0 else (block[:end], block[end + 1 :] + b"\n")
+    status = _STATUS_LINE.fullmatch(first.removesuffix(b"\r"))
+    if status is None:
+        raise ResponseError(f"bad status line {first[:80]!r}")
+    head = _Head()
+    head.version, head.status = status[1], int(status[2])
+    if not fields:
+        return head
+    # One match checks every header line (a C loop); then only the lines we need are read.
+    if _FIELDS.fullmatch(fields) is None or fields[:1] in (b" ", b"\t"):
+        raise ResponseError(f"bad header lines in {fields[:200]!r}")
+    if fields.count(b"\n") > _MAX_HEADERS:
+        raise ResponseError(f"more than {_MAX_HEADERS} headers")
+    if b"\n " in fields or b"\n\t" in fields:
+        fields = b"\n".join(_unfolded(fields.split(b"\n")))
+    for field in _NEEDED.finditer(fields):
+        _note(head, field[1].lower(), field[2].strip(b" \t\r"))
+    return head
 
 
-def _content_length(value: str) -> int:
-    # Repeated, identical values ("12, 12") are allowed by RFC 9110.
-    lengths = {part.strip() for part in value.split(",")}
-    if len(lengths) != 1 or not (length := lengths.pop()).isdigit():
-        raise http.client.HTTPException(f"bad Content-Length {value!r}")
-    return int(length)
+def _unfolded(lines: list[bytes]) -> list[bytes]:
+    """The header lines with obsolete continuation lines joined (RFC 9112 5.2)."""
+    out: list[bytes] = []
+    for raw in lines:
+        line = raw.removesuffix(b"\r")
+        if line[:1] in (b" ", b"\t"):
+            out[-1] += b" " + line.lstrip(b" \t")
+        else:
+            out.append(line)
+    return out
 
 
-def _discard(reader: BufferedReader, length: int) -> None:
-    while length > 0:
-        data = reader.read(min(length, _CHUNK))
+def _note(head: _Head, name: bytes, value: bytes) -> None:
+    if name == b"content-length":
+        # Repeated, identical values ("12, 12") are allowed by RFC 9110.
+        lengths = {part.strip() for part in value.split(b",")}
+        length = lengths.pop() if len(lengths) == 1 else b""
+        if not _DIGITS.fullmatch(length) or head.length not in (None, length):
+            raise ResponseError(f"bad Content-Length {value[:80]!r}")
+        head.length = length
+    elif name == b"transfer-encoding":
+        if head.chunked or value.lower() != b"chunked":
+            raise ResponseError(f"unsupported Transfer-Encoding {value[:80]!r}")
+        head.chunked = True
+    elif name == b"connection":
+        if b"close" in [token.strip().lower() for token in value.split(b",")]:
+            head.close = True
+    elif name == b"retry-after":
+        head.retry_after = value.decode("latin-1")
+    elif name == b"location":
+        head.location = value.decode("latin-1")
+
+
+def _discard(conn: Connection, length: int, deadline: float) -> None:
+    while True:
+        have = len(conn.buffer)
+        if have >= length:
+            conn.buffer = conn.buffer[length:]
+            return
+        length -= have
+        conn.buffer = b""
+        data = conn.receive(deadline)
         if not data:
             raise http.client.IncompleteRead(b"", length)
-        length -= len(data)
+        conn.buffer = data
 
 
-def _read_chunked(reader: BufferedReader) -> None:
+def _read_line(conn: Connection, deadline: float) -> bytes:
+    """One line, CRLF included (the caller checks its form)."""
     while True:
-        line = reader.readline(_MAX_LINE + 1)
-        size_text = line.split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise http.client.HTTPException(f"bad chunk size {line!r}") from None
-        if size == 0:
+        end = conn.buffer.find(b"\n")
+        if end >= 0:
+            line, conn.buffer = conn.buffer[: end + 1], conn.buffer[end + 1 :]
+            return line
+        if len(conn.buffer) > _MAX_HEAD:
+            raise ResponseError("a chunk header line is too long")
+        data = conn.receive(deadline)
+        if not data:
+            raise http.client.IncompleteRead(conn.buffer)
+        conn.buffer += data
+
+
+def _read_chunked(conn: Connection, deadline: float) -> None:
+    while True:
+        line = _read_line(conn, deadline)
+        size = _CHUNK_SIZE.fullmatch(line)
+        if size is None:
+            raise ResponseError(f"bad chunk header {line[:80]!r}")
+        length = int(size[1], 16)
+        if length == 0:
             break
-        _discard(reader, size + 2)  # the chunk and its CRLF
-    _headers(reader)  # trailers, up to the blank line
+        _discard(conn, length, deadline)
+        if _take(conn, 2, deadline) != b"\r\n":
+            raise ResponseError("a chunk does not end with CRLF")
+    # Trailers, up to the blank line.
+    for _ in range(_MAX_HEADERS + 1):
+        line = _read_line(conn, deadline)
+        if line in (b"\r\n", b"\n"):
+            return
+        if _FIELDS.fullmatch(line) is None or line[:1] in (b" ", b"\t"):
+            raise ResponseError(f"bad trailer line {line[:80]!r}")
+    raise ResponseError(f"more than {_MAX_HEADERS} trailers")
+
+
+def _take(conn: Connection, count: int, deadline: float) -> bytes:
+    while len(conn.buffer) < count:
+        data = conn.receive(deadline)
+        if not data:
+            raise http.client.IncompleteRead(conn.buffer)
+        conn.buffer += data
+    taken, conn.buffer = conn.buffer[:count], conn.buffer[count:]
+    return taken

@@ -19,17 +19,23 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 # scheme://userinfo@ anywhere in a text; the userinfo is everything up to the last "@" before
 # the host part ends (a password may itself contain "@" or ":").
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#\s]*@)")
+# An endpoint given without a scheme (``user:secret@host``): a single token.
+_BARE = re.compile(r"^[^/?#\s]*@")
 
 
 def redact_url(text: str) -> str:
     """``text`` with the user and password of every URL in it replaced.
 
-    ``https://user:secret@host/path`` becomes ``https://<redacted>@host/path``; a URL
-    without credentials, or any other text, is returned unchanged.
+    ``https://user:secret@host/path`` becomes ``https://<redacted>@host/path``, and an
+    endpoint without a scheme, ``user:secret@host``, ``<redacted>@host``; a URL without
+    credentials, or any other text, is returned unchanged.
     """
     if "@" not in text:
         return text
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    redacted = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    if redacted == text and "://" not in text:
+        return _BARE.sub(f"{REDACTED}@", text, count=1)
+    return redacted
 
 
 def basic_auth(url: str) -> tuple[str, str | None]:

@@ -9,10 +9,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from . import contracts
+from . import contracts, emitters
 from ._extras import require
-from .emitters import as_strings  # defined before emitters.py imports this module
+from .emitters import as_strings
 from .payload import dumps
+from .retry import RetryPolicy
 from .typing import FailureCallback
 
 logger = logging.getLogger("snowplow_tracker.emitters")
@@ -74,6 +75,14 @@ class RedisEmitter:
         self.on_failure = on_failure
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
+        # The one retry policy type: doubling from retry_backoff, no jitter, no cap in reach.
+        self._retry = RetryPolicy(
+            max_attempts=max_attempts,
+            deadline=None,
+            backoff_base=retry_backoff,
+            backoff_max=retry_backoff * 2.0**max_attempts,
+            jitter=False,
+        )
         self._cond = threading.Condition(threading.Lock())
         self._pending: list[tuple[str, dict[str, str]]] = []
         self._enqueued = 0  # tickets handed out
@@ -116,7 +125,7 @@ class RedisEmitter:
             except Exception as exc:  # any client error: never into track_*
                 if attempt < self.max_attempts:
                     self._count("retried", len(values))
-                    time.sleep(self.retry_backoff * 2 ** (attempt - 1))
+                    time.sleep(self._retry.backoff(attempt))
                     continue
                 self._fail(group, exc)
             else:
@@ -167,3 +176,8 @@ class RedisEmitter:
     def close(self, timeout: float | None = None) -> bool:
         """Nothing to do; a client passed in stays open for its owner. Returns True."""
         return True
+
+
+# 0.5.0 defined RedisEmitter in snowplow_tracker.emitters: this module (imported by the package)
+# adds it there, so the core never imports us.
+emitters.RedisEmitter = RedisEmitter  # type: ignore[attr-defined]

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from collections.abc import Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 from . import _lifecycle, contracts
-from ._delivery import ABANDONED, Batch, Clock, Outcome, deliver, logger, run_async, units_for
+from ._body import request_for, units_for
+from ._delivery import ABANDONED, Batch, Clock, Outcome, deliver, logger, run_async
 from ._extras import require
-from ._http import SendResult, Timeout, parse_retry_after
+from ._http import choose_transport
 from .constants import DEFAULT_REQUEST_TIMEOUT, POST_CONTENT_TYPE
 from .contracts import fail_value
 from .emitters import (
@@ -27,13 +29,77 @@ from .emitters import (
     Emitter,
     _now_ms,
     as_strings,
-    post_body,
 )
-from .event_store import EventStore, Record, decode_record
+from .event_store import EventStore, Record
 from .retry import RetryPolicy
+from .transport import (
+    AsyncTransport,
+    Request,
+    SendResult,
+    Timeout,
+    asend,
+    parse_retry_after,
+)
 from .typing import FailureCallback, SuccessCallback
 
 _POST_HEADERS = {"Content-Type": POST_CONTENT_TYPE}
+
+
+class HttpxTransport:
+    """Sends with an ``httpx.AsyncClient``: yours, or one of its own per event loop that
+    never stores collector cookies. Each request is cancelled at its deadline."""
+
+    def __init__(self, httpx: Any, client: Any, timeout: Timeout | None) -> None:
+        self._httpx = httpx
+        self._client = client
+        self._own_client = client is None
+        self._timeout = timeout
+        self._client_loop: asyncio.AbstractEventLoop | None = None  # where our client was made
+
+    def __repr__(self) -> str:
+        return f"HttpxTransport(own_client={self._own_client})"
+
+    async def asend(self, request: Request, timeout: float) -> SendResult:
+        client = self._http_client()
+        try:
+            if request.method == "POST":
+                call = client.post(request.url, content=request.body, headers=_POST_HEADERS)
+            else:
+                call = client.get(request.url, params=request.params)
+            response = await asyncio.wait_for(call, None if timeout == math.inf else timeout)
+        except Exception as exc:  # network errors, timeouts: the retry policy decides
+            return SendResult(None, exc)
+        headers = response.headers
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return SendResult(int(response.status_code), None, retry_after, headers.get("Location"))
+
+    def _http_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._own_client and self._client is not None and self._client_loop is not loop:
+            # Made in a loop that has ended without cancelling our task: its connections
+            # cannot be used from this one (a request could be sent, its answer never read,
+            # and the retry would send the events twice).
+            self._client = None
+        if self._client is None:
+            timeout = self._timeout
+            if isinstance(timeout, tuple):
+                timeout = self._httpx.Timeout(timeout[1], connect=timeout[0])
+            jar = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+            self._client = self._httpx.AsyncClient(timeout=timeout, cookies=jar)
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close our own client (a client you passed in stays yours to close)."""
+        client, self._client_loop = self._client, None
+        if self._own_client and client is not None:
+            self._client = None
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+    def after_fork(self) -> None:
+        if self._own_client:
+            self._client = None
 
 
 class AsyncioEmitter(Emitter):
@@ -54,7 +120,9 @@ class AsyncioEmitter(Emitter):
       ``exit_timeout``, after the loop has gone.
     * ``overflow="block"`` is refused: it would block the loop.
     * ``client`` is an ``httpx.AsyncClient`` of your own; by default one that
-      never stores collector cookies.
+      never stores collector cookies. ``transport`` replaces httpx altogether
+      (an :class:`~snowplow_tracker.transport.AsyncTransport`, such as
+      :class:`snowplow_tracker.testing.MemoryTransport`).
     """
 
     def __init__(
@@ -78,13 +146,17 @@ class AsyncioEmitter(Emitter):
         event_store: EventStore | None = None,
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         clock: Clock | None = None,
+        transport: AsyncTransport | None = None,
     ) -> None:
-        self._httpx = require("httpx", "httpx")
         if contracts._enabled and overflow == "block":
             fail_value("AsyncioEmitter()", "overflow", "drop_oldest or drop_newest", overflow)
-        self._client = client
-        self._own_client = client is None
-        self._client_loop: asyncio.AbstractEventLoop | None = None  # where our client was made
+        if contracts._enabled and transport is not None and not hasattr(transport, "asend"):
+            contracts.fail_type(
+                "AsyncioEmitter()", "transport", "an AsyncTransport (with asend)", transport
+            )
+        if transport is None:
+            transport = HttpxTransport(require("httpx", "httpx"), client, request_timeout)
+        self._async_transport: Any = transport
         super().__init__(
             endpoint,
             protocol,
@@ -166,7 +238,7 @@ class AsyncioEmitter(Emitter):
         except asyncio.CancelledError:
             # The loop is ending (asyncio.run() returning): our client's connections belong to
             # it, so close them here; the next loop gets a client of its own.
-            await self._drop_client()
+            await self._async_transport.aclose()
             raise
 
     async def _send_until_stopped(self) -> None:
@@ -188,7 +260,7 @@ class AsyncioEmitter(Emitter):
 
     async def _send_batch_async(self, batch: Batch) -> None:
         try:
-            units = units_for(batch.events, self.method, self._split)
+            units = units_for(batch.events, self.method, self.byte_limit)
             gen = deliver(units, self.retry, self._clock)
             outcome = await run_async(gen, self._send_unit_async, self._clock, self._astop)
         except asyncio.CancelledError:
@@ -203,41 +275,8 @@ class AsyncioEmitter(Emitter):
             self._progress.set()
 
     async def _send_unit_async(self, events: list[Record]) -> SendResult:
-        client = self._http_client()
-        try:
-            if self.method == "post":
-                body = post_body(events, _now_ms())
-                response = await client.post(self.endpoint, content=body, headers=_POST_HEADERS)
-            else:
-                params = {**decode_record(events[0]), "stm": _now_ms()}
-                response = await client.get(self.endpoint, params=params)
-        except Exception as exc:  # network errors, timeouts: the retry policy decides
-            return SendResult(None, exc)
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return SendResult(int(response.status_code), None, retry_after)
-
-    def _http_client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._own_client and self._client is not None and self._client_loop is not loop:
-            # Made in a loop that has ended without cancelling our task: its connections
-            # cannot be used from this one (a request could be sent, its answer never read,
-            # and the retry would send the events twice).
-            self._client = None
-        if self._client is None:
-            timeout = self.request_timeout
-            if isinstance(timeout, tuple):
-                timeout = self._httpx.Timeout(timeout[1], connect=timeout[0])
-            jar = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
-            self._client = self._httpx.AsyncClient(timeout=timeout, cookies=jar)
-            self._client_loop = loop
-        return self._client
-
-    async def _drop_client(self) -> None:
-        client, self._client_loop = self._client, None
-        if self._own_client and client is not None:
-            self._client = None
-            with contextlib.suppress(Exception):
-                await client.aclose()
+        request = request_for(self.method, self.endpoint, events, _now_ms())
+        return await asend(self._async_transport, request, self._request_seconds)
 
     # -- flushing and closing ------------------------------------------------------------------
 
@@ -295,8 +334,7 @@ class AsyncioEmitter(Emitter):
         if self._task is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._task), 0.5)
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
+        await self._async_transport.aclose()
         if done:
             self._store.close()
         self._log_pending_drops()
@@ -326,6 +364,16 @@ class AsyncioEmitter(Emitter):
             return False
         return True
 
+    def _new_transport(self) -> Any:
+        # What Emitter's methods use when this emitter sends without a loop (at exit): the
+        # transport Emitter would choose, unless a transport of the caller's is given.
+        given = getattr(self, "_async_transport", None)
+        if not isinstance(given, HttpxTransport) and callable(getattr(given, "send", None)):
+            return given  # it sends without a loop too (MemoryTransport does)
+        return choose_transport(self.endpoint, None, self.request_timeout or None)
+
     def _after_fork_in_child(self) -> None:
         super()._after_fork_in_child()
-        self._client = None if self._own_client else self._client
+        after_fork = getattr(self._async_transport, "after_fork", None)
+        if after_fork is not None:
+            after_fork()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Hashable, Mapping, Sized
 from typing import Any, NoReturn
 
 from .exceptions import ContractError, InvalidTypeError, InvalidValueError
@@ -130,6 +130,8 @@ def one_of(*args: Any) -> None:
             return
         args = ("one_of()", "value", *args)
     where, name, value, choices = args
+    if not isinstance(value, Hashable):  # `in` a set would raise a plain TypeError
+        fail_type(where, name, "one of " + ", ".join(sorted(map(str, choices))), value)
     if value not in choices:
         fail_value(where, name, "one of " + ", ".join(sorted(map(str, choices))), value)
 

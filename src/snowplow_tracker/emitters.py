@@ -28,40 +28,32 @@ from typing import Any
 import requests
 
 from . import _lifecycle, contracts
+from ._body import ENVELOPE_BYTES, STM_BYTES, post_body, request_for, split_batch, units_for
 from ._delivery import (
     OVERFLOW_POLICIES,
     SENT,
     Batch,
     Clock,
-    DeliveryCore,
     DeliveryStats,
     Outcome,
     SystemClock,
     deliver,
     run_sync,
-    units_for,
 )
-from ._http import RequestsTransport, SendResult, Timeout, new_session
+from ._http import choose_transport, total_seconds
+from ._queue import DeliveryCore
 from ._redact import redact_url
 from ._v1_options import V1Options, as_store
 from .constants import (
     DEFAULT_BYTE_LIMIT,
     DEFAULT_REQUEST_TIMEOUT,
     GET_PATH,
-    PAYLOAD_DATA_SCHEMA,
     POST_PATH,
 )
 from .contracts import fail_value
-from .event_store import (
-    EventStore,
-    MemoryEventStore,
-    Record,
-    decode_record,
-    encode_record,
-    event_size,
-)
-from .payload import dumps
+from .event_store import EventStore, MemoryEventStore, Record, decode_record, event_size
 from .retry import RetryPolicy
+from .transport import SendResult, Timeout, Transport, send
 from .typing import FailureCallback, SuccessCallback
 
 logger = logging.getLogger(__name__)
@@ -91,9 +83,6 @@ YIELD_SECONDS = 0.002
 #: producer's events go out in a few large POSTs rather than many of ``buffer_size``. Real
 #: time (not the emitter's clock); ``flush()`` and ``close()`` cut it short.
 COALESCE_SECONDS = 0.002
-_POST_PREFIX = ('{"schema":"' + PAYLOAD_DATA_SCHEMA + '","data":[').encode()
-_POST_SUFFIX = b"]}"
-_ENVELOPE_BYTES = len(_POST_PREFIX) + len(_POST_SUFFIX)
 
 
 def _now_ms() -> str:
@@ -142,6 +131,17 @@ class Emitter:
     * ``exit_timeout``: the bound of the flush at interpreter exit and of
       ``close()`` without a timeout.
     * ``clock``: a clock for tests (``snowplow_tracker.testing.FakeClock``).
+    * ``transport``: what sends the requests (see :mod:`snowplow_tracker.transport`);
+      by default chosen from the URL and ``session``. Tests can pass a
+      :class:`snowplow_tracker.testing.MemoryTransport`.
+
+    ``request_timeout`` bounds each request as a whole (connecting, sending and
+    reading the answer; for a ``(connect, read)`` pair, their sum), and
+    ``flush(timeout)``, ``close(timeout)`` and the exit flush bound the time
+    they take, whatever the collector does. Redirects are followed as
+    ``requests`` follows them, at most 5 per request (counted in
+    ``stats().redirected``): 301, 302, 303, 307 and 308 for GET; 307 and 308
+    for POST, which keep the body.
 
     After :meth:`close`, new events are not queued: they are counted as
     ``dropped["closed"]`` and reported to ``on_failure`` (no exception reaches
@@ -175,6 +175,7 @@ class Emitter:
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         clock: Clock | None = None,
         defaults: str | None = None,
+        transport: Transport | None = None,
     ) -> None:
         options = V1Options(
             batch_size, buffer_capacity, custom_retry_codes, max_retry_delay_seconds, defaults
@@ -185,6 +186,7 @@ class Emitter:
             contracts.optional_callable("Emitter()", "on_success", on_success)
             contracts.optional_callable("Emitter()", "on_failure", on_failure)
             _check_delivery_args(retry, flush_interval, max_queue_size, overflow, exit_timeout)
+            _check_transport_args(request_timeout, max_event_bytes, block_timeout, transport)
         #: "0.5" or "1.x": whose defaults this emitter took (decided here, once).
         self.defaults = options.defaults
         self.endpoint = Emitter.as_collector_uri(endpoint, protocol, port, method)
@@ -201,7 +203,9 @@ class Emitter:
         self.exit_timeout = exit_timeout
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._session = session
-        self._transport = RequestsTransport(session, request_timeout or None)  # type: ignore[arg-type]
+        self._request_seconds = total_seconds(request_timeout or None)
+        self._own_transport = transport is None
+        self._transport = transport if transport is not None else self._new_transport()
         self.event_store = event_store if event_store is not None else MemoryEventStore()
         self._store: EventStore = as_store(self.event_store)
         self._core = DeliveryCore(
@@ -221,6 +225,9 @@ class Emitter:
         self._closed = False
         _lifecycle.watch(self)
         logger.debug("Emitter initialized: %r", self)
+
+    def _new_transport(self) -> Any:
+        return choose_transport(self.endpoint, self._session, self.request_timeout or None)
 
     def __repr__(self) -> str:
         return (
@@ -281,6 +288,8 @@ class Emitter:
         endpoint = endpoint.rstrip("/")
         if "://" in endpoint:
             protocol, endpoint = endpoint.split("://", 1)
+        if contracts._enabled:
+            _check_netloc(endpoint, port)
         path = POST_PATH if method == "post" else GET_PATH
         netloc = endpoint if port is None else f"{endpoint}:{port}"
         return f"{protocol}://{netloc}{path}"
@@ -401,17 +410,12 @@ class Emitter:
 
     def _units(self, events: Sequence[Record]) -> list[list[Record]]:
         """The sends a batch goes out in (CeleryEmitter publishes whole batches)."""
-        return units_for(events, self.method, self._split)
+        return units_for(events, self.method, self.byte_limit)
 
-    def _split(self, events: Sequence[Record]) -> list[list[Record]]:
-        return split_batch(events, self.byte_limit)
-
-    def _send_unit(self, events: list[Record]) -> SendResult:
-        if self.method == "post":
-            result = self._transport.post(self.endpoint, post_body(events, _now_ms()))
-        else:
-            event = decode_record(events[0])
-            result = self._transport.get(self.endpoint, {**event, "stm": _now_ms()})
+    def _send_unit(self, events: list[Record], left: float) -> SendResult:
+        """Send one request, within ``request_timeout`` and the ``left`` seconds a flush allows."""
+        request = request_for(self.method, self.endpoint, events, _now_ms())
+        result = send(self._transport, request, min(self._request_seconds, left))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s of %d event(s) to %s: %s",
@@ -556,92 +560,8 @@ class Emitter:
         self._init_threads()
         if self._session is not None:
             self._session.close()  # the pooled sockets belong to the parent
-            self._transport = RequestsTransport(self._session, self._transport.timeout)
-        else:
-            self._transport = RequestsTransport(new_session(), self._transport.timeout)
-
-
-class _Chunk(list):  # type: ignore[type-arg]
-    """Events for one POST, with each event's compact record, so a POST serialises each once."""
-
-    records: list[Record]
-    bare: bool  # every record is compact bytes
-
-
-#: Bytes the ``,"stm":"<13 digits>"`` pair adds to an event, plus its comma in the body.
-_STM_BYTES = 22 + 1
-
-
-def split_batch(batch: Sequence[Record], byte_limit: int | None) -> list[list[Record]]:
-    """Cut ``batch`` into runs whose POST bodies stay within ``byte_limit`` bytes.
-
-    ``batch`` holds event dicts, or compact records (``event_store.Record``) as a
-    memory store queues them; each chunk keeps its events' records for
-    :func:`post_body`.
-    """
-    if not batch:
-        return []
-    bare = _all_bytes(batch)
-    records: list[Record] = list(batch) if bare else [encode_record(event) for event in batch]
-    if byte_limit is None or _body_size(records, bare) <= byte_limit:
-        return [_chunk(batch, records, bare)]
-    chunks: list[list[Record]] = []
-    first, size = 0, _ENVELOPE_BYTES
-    for index, record in enumerate(records):
-        record_bytes = _record_bytes(record)
-        if index > first and size + record_bytes > byte_limit:
-            chunks.append(_chunk(batch[first:index], records[first:index], bare))
-            first, size = index, _ENVELOPE_BYTES
-        size += record_bytes
-    chunks.append(_chunk(batch[first:], records[first:], bare))
-    return chunks
-
-
-def _all_bytes(records: Sequence[Record]) -> bool:
-    # map and set run in C: no Python code per record.
-    return set(map(type, records)) == {bytes}
-
-
-def _chunk(events: Sequence[Record], records: list[Record], bare: bool) -> list[Record]:
-    chunk = _Chunk(events)
-    chunk.records = records
-    chunk.bare = bare
-    return chunk
-
-
-def _record_bytes(record: Record) -> int:
-    if type(record) is bytes:
-        return len(record) + 1 + _STM_BYTES
-    return len(dumps(record).encode()) + _STM_BYTES
-
-
-def _body_size(records: list[Record], bare: bool) -> int:
-    if bare:
-        return sum(map(len, records)) + (1 + _STM_BYTES) * len(records) + _ENVELOPE_BYTES
-    return sum(map(_record_bytes, records)) + _ENVELOPE_BYTES
-
-
-def post_body(events: Sequence[Record], stm: str) -> bytes:
-    """The payload_data 1-0-4 body for ``events``, each stamped with ``stm``."""
-    records = getattr(events, "records", None)
-    if records is None:
-        records = [encode_record(event) for event in events]
-        bare = _all_bytes(records) if records else True
-    else:
-        bare = events.bare  # type: ignore[attr-defined]
-    # A compact record is its event's JSON without the closing brace: the "stm" pair and
-    # the brace follow it, so a body of records is one join.
-    tail = b',"stm":"' + stm.encode() + b'"}'
-    if bare:
-        data = (tail + b",").join(records) + tail if records else b""
-    else:
-        data = b",".join(
-            [
-                record + tail if type(record) is bytes else dumps({**record, "stm": stm}).encode()
-                for record in records
-            ]
-        )
-    return _POST_PREFIX + data + _POST_SUFFIX
+        if self._own_transport:
+            self._transport = self._new_transport()
 
 
 def _check_emitter_args(
@@ -666,6 +586,42 @@ def _check_emitter_args(
         contracts.integer(where, "byte_limit", byte_limit, minimum=1)
     if isinstance(endpoint, str) and any(ch.isspace() for ch in endpoint):
         fail_value(where, "endpoint", "a host name without spaces", endpoint)
+
+
+def _check_netloc(netloc: str, port: object) -> None:
+    """The host part of an endpoint (after any scheme) names a host, and a port only once."""
+    where = "Emitter()"
+    host = netloc.split("/", 1)[0].rsplit("@", 1)[-1]
+    if not host or host.startswith(":"):
+        fail_value(where, "endpoint", "a URL or host name with a host", redact_url(netloc))
+    after_host = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+    port_text = after_host.partition(":")[2]
+    if ":" in after_host and not port_text.isdigit():  # "http:" is what "http://" leaves
+        fail_value(where, "endpoint", "a URL or host[:port] with a port number", redact_url(netloc))
+    if ":" in after_host and port is not None:
+        fail_value(where, "port", "None when the endpoint has a port already", port)
+
+
+def _check_transport_args(
+    request_timeout: object, max_event_bytes: object, block_timeout: object, transport: object
+) -> None:
+    where = "Emitter()"
+    if isinstance(request_timeout, tuple):
+        if len(request_timeout) != 2:
+            contracts.fail_value(
+                where, "request_timeout", "(connect, read) seconds", request_timeout
+            )
+        for part in request_timeout:
+            contracts.positive(where, "request_timeout", part)
+    elif request_timeout is not None:
+        contracts.positive(where, "request_timeout", request_timeout)
+    if max_event_bytes is not None:
+        contracts.integer(where, "max_event_bytes", max_event_bytes, minimum=1)
+    contracts.number(where, "block_timeout", block_timeout)
+    if block_timeout < 0:  # type: ignore[operator]
+        contracts.fail_value(where, "block_timeout", "a number >= 0", block_timeout)
+    if transport is not None and not callable(getattr(transport, "send", None)):
+        contracts.fail_type(where, "transport", "a Transport (with send and close)", transport)
 
 
 class AsyncEmitter(Emitter):
@@ -717,6 +673,7 @@ class AsyncEmitter(Emitter):
         exit_timeout: float = DEFAULT_EXIT_TIMEOUT,
         clock: Clock | None = None,
         defaults: str | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if contracts._enabled:
             contracts.integer("AsyncEmitter()", "thread_count", thread_count, minimum=1)
@@ -746,6 +703,7 @@ class AsyncEmitter(Emitter):
             exit_timeout=exit_timeout,
             clock=clock,
             defaults=defaults,
+            transport=transport,
         )
 
     @staticmethod
@@ -867,7 +825,7 @@ class AsyncEmitter(Emitter):
         """What one POST may hold, for ``core.take``: a batch is then one request."""
         if self.method != "post" or self.byte_limit is None:
             return None
-        return max(1, self.byte_limit - _ENVELOPE_BYTES), _STM_BYTES
+        return max(1, self.byte_limit - ENVELOPE_BYTES), STM_BYTES
 
     def _drain_here(self, deadline: float | None) -> None:
         # No worker can run (exit in progress): send from this thread.
@@ -899,22 +857,22 @@ def _check_delivery_args(
     if retry is not None and not isinstance(retry, RetryPolicy):
         contracts.fail_type(where, "retry", "a RetryPolicy", retry)
     contracts.number(where, "flush_interval", flush_interval, optional=True)
+    if flush_interval is not None and flush_interval <= 0:  # type: ignore[operator]
+        contracts.fail_value(where, "flush_interval", "a number > 0, or None", flush_interval)
     if max_queue_size is not None:
         contracts.integer(where, "max_queue_size", max_queue_size, minimum=1)
     contracts.one_of(where, "overflow", overflow, OVERFLOW_POLICIES)
     contracts.number(where, "exit_timeout", exit_timeout)
 
 
-# Imported last: CeleryEmitter subclasses Emitter. Neither imports celery or redis here.
-from ._celery import CeleryEmitter  # noqa: E402
-from ._redis import RedisEmitter  # noqa: E402
+# CeleryEmitter and RedisEmitter (0.5.0 names of this module) are defined in ``_celery`` and
+# ``_redis``, which import this module and add themselves here (the package imports both):
+# the core never imports them, so there is no import cycle.
 
 __all__ = [
     "AsyncEmitter",
-    "CeleryEmitter",
     "DeliveryStats",
     "Emitter",
-    "RedisEmitter",
     "RetryPolicy",
     "event_size",
     "logger",
@@ -922,12 +880,3 @@ __all__ = [
     "split_batch",
     "stringify",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # `celery -A snowplow_tracker.emitters worker` looks up `app`: build it then, never at import.
-    if name == "app":
-        from ._celery_app import get_app
-
-        return get_app()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

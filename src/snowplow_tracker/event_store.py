@@ -19,15 +19,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Protocol, Union
 
 from . import payload
-from .payload import dumps, dumps_bytes
+from .payload import dumps_bytes
 
 Event = dict[str, str]
 Item = tuple[int, Event, int]  # key, event, approximate serialised size
@@ -286,168 +283,20 @@ def _stored_record(item: _Stored) -> Record:
     return item if type(item) is bytes else item[0]  # type: ignore[return-value]
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL,
-    size INTEGER NOT NULL,
-    body TEXT NOT NULL
-)
-"""
-
-
-class SQLiteEventStore:
-    """A durable FIFO in one SQLite file (WAL), bounded by count, bytes and age.
-
-    Each event is committed before ``input()`` returns, so a ``kill -9`` loses
-    none of them; the next process opening ``path`` sends them. When a bound is
-    exceeded the oldest waiting events are dropped and counted by the emitter
-    (``queue_full``; ``expired`` for ``max_age``, checked at open and every
-    minute). An event is removed only once it has a final outcome, so one that
-    was in flight at a crash may be sent twice: delivery is at least once and
-    the collector's pipeline de-duplicates on ``eid``.
-    """
-
-    durable = True
-
-    def __init__(
-        self,
-        path: Union[str, Path],
-        *,
-        max_events: int = 100_000,
-        max_bytes: int = 64 * 1024 * 1024,
-        max_age: float | None = 7 * 24 * 3600.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.path = Path(path)
-        self.max_events = max_events
-        self.max_bytes = max_bytes
-        self.max_age = max_age
-        self._clock = wall_clock
-        self._lock = threading.RLock()
-        import sqlite3  # here, so that importing the package does not load SQLite
-
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: a commit survives the process being killed (not a power loss), without fsync.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(_SCHEMA)
-        self._cursor = 0  # highest id handed out by take()
-        self._released: deque[Item] = deque()
-        self._leased: dict[int, Item] = {}
-        self._next_expiry = 0.0
-        row = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM events").fetchone()
-        self._count, self._bytes = int(row[0]), int(row[1])
-
-    def __len__(self) -> int:
-        return self._count - len(self._leased)
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes - sum(item[2] for item in self._leased.values())
-
-    def add(self, event: Event, size: int) -> list[Event]:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO events (created, size, body) VALUES (?, ?, ?)",
-                (self._clock(), size, dumps(event)),
-            )
-            self._count += 1
-            self._bytes += size
-            over = self._count - self.max_events
-            evicted = self.evict_oldest(over) if over > 0 else []
-            while self._bytes > self.max_bytes and len(self) > 1:
-                evicted.extend(self.evict_oldest(1))
-            return evicted
-
-    def take(self, max_events: int, max_bytes: int | None) -> list[tuple[int, Event]]:
-        with self._lock:
-            items = [self._released.popleft() for _ in range(min(max_events, len(self._released)))]
-            if len(items) < max_events:
-                items.extend(self._select(max_events - len(items)))
-            taken: list[tuple[int, Event]] = []
-            size = 0
-            for index, item in enumerate(items):
-                if taken and max_bytes is not None and size + item[2] > max_bytes:
-                    self._released.extendleft(reversed(items[index:]))
-                    break
-                size += item[2]
-                self._leased[item[0]] = item
-                taken.append((item[0], item[1]))
-            return taken
-
-    def _select(self, limit: int) -> list[Item]:
-        rows = self._db.execute(
-            "SELECT id, body, size FROM events WHERE id > ? ORDER BY id LIMIT ?",
-            (self._cursor, limit),
-        ).fetchall()
-        if rows:
-            self._cursor = int(rows[-1][0])
-        return [(int(key), _loads(body), int(size)) for key, body, size in rows]
-
-    def ack(self, keys: Iterable[int]) -> None:
-        with self._lock:
-            items = [self._leased.pop(key) for key in keys if key in self._leased]
-            self._delete([item[0] for item in items])
-            self._count -= len(items)
-            self._bytes -= sum(item[2] for item in items)
-
-    def release(self, keys: Iterable[int]) -> None:
-        with self._lock:
-            items = [self._leased.pop(key) for key in keys if key in self._leased]
-            self._released.extendleft(reversed(items))
-
-    def evict_oldest(self, count: int) -> list[Event]:
-        with self._lock:
-            items = [self._released.popleft() for _ in range(min(count, len(self._released)))]
-            if len(items) < count:
-                items.extend(self._select(count - len(items)))
-            return self._remove(items)
-
-    def expire(self) -> list[Event]:
-        with self._lock:
-            now = self._clock()
-            if self.max_age is None or now < self._next_expiry:
-                return []
-            self._next_expiry = now + 60.0
-            cutoff = now - self.max_age
-            old = [item for item in self._released if self._created(item[0]) < cutoff]
-            for item in old:
-                self._released.remove(item)
-            rows = self._db.execute(
-                "SELECT id, body, size FROM events WHERE id > ? AND created < ? ORDER BY id",
-                (self._cursor, cutoff),
-            ).fetchall()
-            old.extend((int(key), _loads(body), int(size)) for key, body, size in rows)
-            return self._remove(old)
-
-    def _created(self, key: int) -> float:
-        row = self._db.execute("SELECT created FROM events WHERE id = ?", (key,)).fetchone()
-        return float(row[0]) if row else 0.0
-
-    def _remove(self, items: list[Item]) -> list[Event]:
-        self._delete([item[0] for item in items])
-        self._count -= len(items)
-        self._bytes -= sum(item[2] for item in items)
-        return [item[1] for item in items]
-
-    def _delete(self, keys: list[int]) -> None:
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            self._db.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
-def _loads(body: str) -> Event:
-    value: Event = json.loads(body)
-    return value
-
+# The durable store lives in its own module; it is part of this module's API.
+from ._spool import SQLiteEventStore  # noqa: E402
 
 # The 1.x store protocol and its default store (snowplow_tracker.event_store.InMemoryEventStore).
-from ._store_v1 import InMemoryEventStore as InMemoryEventStore  # noqa: E402
-from ._store_v1 import V1EventStore as V1EventStore  # noqa: E402
+from ._store_v1 import InMemoryEventStore, V1EventStore  # noqa: E402
+
+__all__ = [
+    "EventStore",
+    "InMemoryEventStore",
+    "MemoryEventStore",
+    "Record",
+    "SQLiteEventStore",
+    "V1EventStore",
+    "decode_record",
+    "encode_record",
+    "event_size",
+]

@@ -9,6 +9,7 @@ applies, from that builtin too, so ``except ValueError`` keeps working::
     |   +-- InvalidTypeError   (TypeError)
     +-- MissingExtraError      (ImportError)   an optional dependency is absent
     +-- EmitterClosedError     (RuntimeError)  input after close()
+    +-- EventStoreLockedError  (RuntimeError)  a second store on a spool file in use
 
     DistributionConflictWarning (RuntimeWarning)  another distribution provides snowplow_tracker
 
@@ -62,3 +63,7 @@ class EmitterClosedError(SnowplowError, RuntimeError):
 class DistributionConflictWarning(RuntimeWarning):
     """Another installed distribution (``snowplow-tracker``, ``minimal-snowplow-tracker``)
     provides the ``snowplow_tracker`` import package too."""
+
+
+class EventStoreLockedError(SnowplowError, RuntimeError):
+    """A ``SQLiteEventStore`` was built on a file another store (here or elsewhere) uses."""

@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import signal
 import socket
 import threading
@@ -78,6 +77,7 @@ from typing import Any, Callable
 from . import contracts
 from ._redis_batch import MAX_EVENT_BYTES, Batch, Raw, decode, event_identity, outcome
 from ._redis_lists import MAX_BATCH, WorkerLists, is_redis_error, slot_key
+from .retry import RetryPolicy
 
 logger = logging.getLogger("snowplow_tracker.redis_worker")
 
@@ -347,8 +347,8 @@ class RedisWorker(WorkerLists):
 
     def _backoff(self) -> None:
         self._failures += 1
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
-        self._stop.wait(random.uniform(0, ceiling))  # full jitter; a shutdown cuts it short
+        policy = RetryPolicy(backoff_base=self.backoff_base, backoff_max=self.backoff_cap)
+        self._stop.wait(policy.backoff(self._failures))  # full jitter; a shutdown cuts it short
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -9,10 +9,11 @@ sleeping, so the emitters drive it and tests can check it with plain numbers.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Optional, Protocol
 
 from ._values import Value
+from .contracts import fail_type, fail_value, integer, number
 
 #: Statuses retried besides every 5xx: request timeout and too many requests.
 DEFAULT_RETRY_STATUSES = frozenset({408, 429})
@@ -79,14 +80,12 @@ class RetryPolicy(Value):
         retry_statuses: frozenset[int] = DEFAULT_RETRY_STATUSES,
         never_retry_statuses: frozenset[int] = DEFAULT_NEVER_RETRY_STATUSES,
     ) -> None:
-        if max_attempts is not None and max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1 (or None)")
-        if max_attempts is None and deadline is None:
-            raise ValueError("a RetryPolicy needs max_attempts or a deadline")
-        if min(backoff_base, backoff_max, retry_after_max) < 0:
-            raise ValueError("backoff and retry_after_max must not be negative")
-        if max_attempts is None and min(backoff_base, backoff_max) <= 0:
-            raise ValueError("retrying without max_attempts needs a positive backoff")
+        _check_policy(max_attempts, deadline, backoff_base, backoff_max, retry_after_max, jitter)
+        for name, codes in (
+            ("retry_statuses", retry_statuses),
+            ("never_retry_statuses", never_retry_statuses),
+        ):
+            _check_statuses(name, codes)
         self._init(
             max_attempts=max_attempts,
             deadline=deadline,
@@ -158,3 +157,45 @@ class RetryPolicy(Value):
         if self.deadline is not None and elapsed + delay > self.deadline:
             return None
         return delay
+
+
+_WHERE = "RetryPolicy()"
+
+
+def _check_policy(
+    max_attempts: object,
+    deadline: object,
+    backoff_base: object,
+    backoff_max: object,
+    retry_after_max: object,
+    jitter: object,
+) -> None:
+    """Refuse a policy that cannot work, at construction (checked even with contracts off:
+    a RetryPolicy is built once, and a bad one would fail on a sending thread)."""
+    if max_attempts is not None:
+        integer(_WHERE, "max_attempts", max_attempts, minimum=1)
+    number(_WHERE, "deadline", deadline, optional=True)
+    if deadline is not None and deadline <= 0:  # type: ignore[operator]
+        fail_value(_WHERE, "deadline", "a number > 0, or None", deadline)
+    if max_attempts is None and deadline is None:
+        fail_value(_WHERE, "max_attempts", "an int when deadline is None", max_attempts)
+    for name, value in (
+        ("backoff_base", backoff_base),
+        ("backoff_max", backoff_max),
+        ("retry_after_max", retry_after_max),
+    ):
+        number(_WHERE, name, value)
+        if value < 0:  # type: ignore[operator]
+            fail_value(_WHERE, name, "a number >= 0", value)
+    if max_attempts is None and min(backoff_base, backoff_max) <= 0:  # type: ignore[call-overload]
+        fail_value(_WHERE, "backoff_base", "a number > 0 when max_attempts is None", backoff_base)
+    if not isinstance(jitter, bool):
+        fail_type(_WHERE, "jitter", "a bool", jitter)
+
+
+def _check_statuses(name: str, codes: object) -> None:
+    if isinstance(codes, (str, bytes)) or not isinstance(codes, Iterable):
+        fail_type(_WHERE, name, "a set of HTTP status codes", codes)
+    for code in codes:
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+            fail_value(_WHERE, name, "HTTP status codes (100-599)", code)

@@ -22,6 +22,9 @@ decoded: their ``valid`` is None (never True), and a
 For a real HTTP collector in tests, use the pytest fixture ``snowplow_collector``
 (registered by :mod:`snowplow_tracker_pytest`).
 
+``MemoryTransport`` stands in for the network under any emitter (``transport=``):
+it keeps each request and answers with the statuses you script.
+
 ``FakeClock`` is a clock for emitters whose waits return at once, so retries and
 ``Retry-After`` can be tested without sleeping.
 """
@@ -33,19 +36,21 @@ import contextlib
 import json
 import threading
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ._distribution import DISTRIBUTION
 from .emitters import stringify
 from .tracker import Tracker
+from .transport import Request, SendResult
 
 __all__ = [
     "CapturedEvent",
     "CapturingEmitter",
     "FakeClock",
+    "MemoryTransport",
     "ValidationUnavailableWarning",
     "capture_events",
 ]
@@ -258,3 +263,74 @@ class FakeClock:
 
     async def async_wait(self, event: Any, timeout: float) -> bool:
         return self.wait(event, timeout)
+
+
+class MemoryTransport:
+    """A transport that keeps every request instead of sending it: hand it to any emitter.
+
+    ::
+
+        transport = MemoryTransport()
+        emitter = AsyncEmitter("collector.example.com", method="post", transport=transport)
+        Tracker(emitter).track_page_view("http://example.com")
+        emitter.flush()
+        assert transport.events[0]["url"] == "http://example.com"
+
+    Each request is answered with the next of ``statuses`` (then 200 for
+    ever), or by ``respond(request)`` if given, which returns a status or a
+    :class:`~snowplow_tracker.transport.SendResult`, or raises to stand for a
+    network error. ``requests`` holds every request (GET parameters or POST
+    body, as sent), ``events`` the events of the 2xx answered ones, decoded.
+    Works with :class:`~snowplow_tracker.emitters.Emitter`,
+    :class:`~snowplow_tracker.emitters.AsyncEmitter` and
+    :class:`~snowplow_tracker.aio.AsyncioEmitter`.
+
+    .. versionadded:: 0.6.0
+    """
+
+    def __init__(
+        self,
+        statuses: Iterable[int] = (),
+        respond: Optional[Callable[[Request], Union[int, SendResult]]] = None,
+    ) -> None:
+        self.requests: list[Request] = []
+        self.events: list[dict[str, str]] = []
+        self.timeouts: list[float] = []
+        self.closed = False
+        self._statuses = list(statuses)
+        self._respond = respond
+        self._lock = threading.Lock()
+
+    def send(self, request: Request, timeout: float) -> SendResult:
+        with self._lock:
+            self.requests.append(request)
+            self.timeouts.append(timeout)
+            status: Union[int, SendResult]
+            try:
+                if self._respond is not None:
+                    status = self._respond(request)
+                else:
+                    status = self._statuses.pop(0) if self._statuses else 200
+            except Exception as exc:  # the test's stand-in for a network error
+                return SendResult(None, exc)
+            result = status if isinstance(status, SendResult) else SendResult(status)
+            if result.ok:
+                self.events.extend(_events_of(request))
+            return result
+
+    async def asend(self, request: Request, timeout: float) -> SendResult:
+        return self.send(request, timeout)
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+def _events_of(request: Request) -> list[dict[str, str]]:
+    if request.method == "GET":
+        return [dict(request.params or {})]
+    body = json.loads(request.body or b"{}")
+    data = body.get("data", [])
+    return [dict(event) for event in data] if isinstance(data, list) else []

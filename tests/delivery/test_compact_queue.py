@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from snowplow_tracker import AsyncEmitter, Emitter, MemoryEventStore, Tracker, payload
-from snowplow_tracker._delivery import DeliveryCore
+from snowplow_tracker._queue import DeliveryCore
 from snowplow_tracker.collector import Collector
 from snowplow_tracker.emitters import MAX_BATCH_EVENTS, post_body, split_batch
 from snowplow_tracker.event_store import decode_record, encode_record

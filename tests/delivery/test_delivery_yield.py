@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from snowplow_tracker import AsyncEmitter, Tracker, _delivery
+from snowplow_tracker import AsyncEmitter, Tracker, _queue
 from snowplow_tracker.event_store import MemoryEventStore
 from snowplow_tracker.testing import FakeClock
 
@@ -63,7 +63,7 @@ def test_a_tight_tracking_loop_loses_nothing(sink: int) -> None:
 
 
 class Times:
-    """Stands in for the ``time`` module in ``_delivery``: a monotonic clock we move."""
+    """Stands in for the ``time`` module in ``_queue``: a monotonic clock we move."""
 
     def __init__(self) -> None:
         self.now = 100.0
@@ -77,12 +77,12 @@ class Times:
 @pytest.fixture
 def times(monkeypatch: pytest.MonkeyPatch) -> Times:
     fake = Times()
-    monkeypatch.setattr(_delivery, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(_queue, "time", types.SimpleNamespace(monotonic=fake.monotonic))
     return fake
 
 
-def make_core() -> tuple[_delivery.DeliveryCore, list[float | None]]:
-    core = _delivery.DeliveryCore(
+def make_core() -> tuple[_queue.DeliveryCore, list[float | None]]:
+    core = _queue.DeliveryCore(
         MemoryEventStore(),
         batch_size=10,
         byte_limit=None,
@@ -106,7 +106,7 @@ def make_core() -> tuple[_delivery.DeliveryCore, list[float | None]]:
     return core, waits
 
 
-def wait_until(core: _delivery.DeliveryCore, condition: Callable[[], bool]) -> None:
+def wait_until(core: _queue.DeliveryCore, condition: Callable[[], bool]) -> None:
     """Poll ``condition`` under the core's lock (the producer's wait notifies nobody)."""
     for _ in range(10_000):
         with core.lock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from snowplow_tracker import RetryPolicy
-from snowplow_tracker._http import SendResult
+from snowplow_tracker import InvalidValueError, RetryPolicy
+from snowplow_tracker.transport import SendResult
 
 ERR = SendResult(None, ConnectionError("refused"))
 
@@ -64,9 +64,9 @@ def test_invalid_policies_are_refused() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="deadline"):
         RetryPolicy(max_attempts=None, deadline=None)
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(InvalidValueError, match="backoff_base must be a number >= 0"):
         RetryPolicy(backoff_base=-1)
-    with pytest.raises(ValueError, match="positive backoff"):
+    with pytest.raises(InvalidValueError, match="> 0 when max_attempts is None"):
         RetryPolicy(max_attempts=None, backoff_base=0)  # would retry in a tight loop
 
 

@@ -88,12 +88,19 @@ def _peer(transport: asyncio.Transport) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "a client"
 
 
-def protocol_class(request_timeout: float) -> type[asyncio.Protocol]:
-    """uvicorn's fastest available HTTP protocol, with the deadlines above."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
-    except ImportError:  # pragma: no cover - httptools is in the collector extra (CPython)
-        from uvicorn.protocols.http.h11_impl import H11Protocol as base  # type: ignore[assignment]
+def protocol_class(request_timeout: float, parser: str = "auto") -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with the deadlines above: httptools where it is installed (the
+    fastest), else h11; ``parser`` picks one (``"httptools"`` or ``"h11"``)."""
+    base: Any
+    if parser != "h11":
+        try:
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+        except ImportError:  # pragma: no cover - httptools is in the collector extra (CPython)
+            if parser == "httptools":
+                raise
+            parser = "h11"
+    if parser == "h11":
+        from uvicorn.protocols.http.h11_impl import H11Protocol as base
     timed: type[asyncio.Protocol] = type(
         "TimedHttpProtocol", (_Deadlines, base), {"request_timeout": request_timeout}
     )
