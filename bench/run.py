@@ -17,7 +17,7 @@ reference measured in the same round: median and spread (min-max) over rounds.
 Speed is only ever checked here, never by timed assertions in tests.
 
 ``--before REV`` also runs, alternating with every case of ours, the same case
-on this repository's code at ``REV`` (a git worktree in ``bench/.before-REV``),
+on this repository's code at ``REV`` (a git worktree in the temporary directory),
 with the same options; a POST case that relies on the default batch is given
 ``--buffer-size 10`` (ours' default) there, so each pair sends the same batches.
 """
@@ -31,6 +31,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -270,14 +271,15 @@ def derive(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def before_source(rev: str) -> Path:
-    """``src/`` of this repository at ``rev``, checked out once into ``bench/.before-REV``."""
+    """``src/`` of this repository at ``rev``, checked out once into a temporary directory."""
     sha = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", rev],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
-    tree = BENCH / f".before-{sha}"
+    # Outside the repository: nothing of it may reach the linters or the sdist.
+    tree = Path(tempfile.gettempdir()) / f"snowplow-bench-before-{sha}"
     if not tree.exists():
         subprocess.run(
             ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), sha], check=True

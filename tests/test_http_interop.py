@@ -196,7 +196,7 @@ def test_uvicorn_with_each_parser(
         assert emitter.flush()
         assert len(collector.wait_for(30)) == 30
         assert emitter.stats().sent == 30
-        pool = next(iter(emitter._transport._pools.values()))
+        pool = next(iter(emitter._transport.plain._pools.values()))  # type: ignore[attr-defined]
         assert len(pool._idle) == 1  # one kept-alive connection served every request
         collector.respond_with(503, retry_after="1")
         tracker.track_struct_event("interop", parser, value=-1)

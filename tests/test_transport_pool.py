@@ -12,7 +12,12 @@ import pytest
 import requests
 
 from snowplow_tracker import Emitter, Subject, Tracker
-from snowplow_tracker._http import BuiltinTransport, RequestsTransport, choose_transport
+from snowplow_tracker._http import (
+    BuiltinTransport,
+    DefaultTransport,
+    RequestsTransport,
+    choose_transport,
+)
 from snowplow_tracker._pool import MAX_IDLE, RECENT_SECONDS, Pool
 from snowplow_tracker.transport import Request, SendResult, Transport
 
@@ -322,7 +327,8 @@ def test_requests_sends_when_a_proxy_applies(
     monkeypatch.delenv("no_proxy", raising=False)
     assert BuiltinTransport.for_url("http://collector.invalid/i", 5.0) is None
     transport = choose_transport("http://collector.invalid/i", None, 5.0)
-    assert isinstance(transport, RequestsTransport)
+    assert isinstance(transport, DefaultTransport)
+    assert isinstance(transport.plain, RequestsTransport)
     # The proxy (our server) receives the absolute URL, as requests sends it to proxies.
     assert get(transport, "http://collector.invalid/i", {"e": "pv"}).ok
     assert server.requests[0].startswith(b"GET http://collector.invalid/i?e=pv HTTP/1.1")
@@ -353,7 +359,7 @@ def test_patched_requests_post_is_still_used(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.setattr(requests, "post", fake_post)
     transport = choose_transport("http://127.0.0.1:9/x", None, 5.0)
-    assert isinstance(transport, RequestsTransport)
+    assert isinstance(transport, DefaultTransport)
     assert post(transport, "http://127.0.0.1:9/x", b"{}").ok
     assert calls == [("http://127.0.0.1:9/x", b"{}")]
 
@@ -432,16 +438,20 @@ def test_a_replaced_urllib3_connection_class_gets_the_traffic(
     transport.close()
 
 
-def test_the_pool_is_chosen_again_once_a_double_is_gone(server: ScriptedServer) -> None:
-    """The choice is made when an emitter is built: with a double active, requests; after."""
+def test_a_double_started_after_the_emitter_was_built_gets_the_traffic(
+    server: ScriptedServer,
+) -> None:
+    """0.5.0- and 1.x-era suites build emitters at import and start httmock later: each
+    request goes to requests while a double is active, and to the pool again after."""
+    transport = choose_transport(server.url, None, 5.0)
+    assert isinstance(transport, DefaultTransport)
+    assert isinstance(transport.plain, BuiltinTransport)
+    assert get(transport, server.url, {"n": "1"}).ok
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(requests.Session, "send", lambda *a, **k: (_ for _ in ()).throw(OSError()))
-        doubled = choose_transport(server.url, None, 5.0)
-        assert isinstance(doubled, RequestsTransport)
-        assert get(doubled, server.url, {"n": "1"}).error is not None
-    transport = choose_transport(server.url, None, 5.0)
-    assert isinstance(transport, BuiltinTransport)
-    assert get(transport, server.url, {"n": "2"}).ok
+        assert get(transport, server.url, {"n": "2"}).error is not None  # the double answered
+    assert get(transport, server.url, {"n": "3"}).ok
+    assert [r.split(b" ")[1] for r in server.requests] == [b"/i?n=1", b"/i?n=3"]
     transport.close()
 
 

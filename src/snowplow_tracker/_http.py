@@ -365,24 +365,44 @@ def _tls_context(verify: Any) -> ssl.SSLContext:
 
 
 def choose_transport(url: str, session: Any, timeout: Optional[Timeout]) -> Transport:
-    """The transport an emitter sends ``url`` with: decided here once, when it is built.
-
-    * ``session`` given (a ``requests.Session``): ``requests`` with that session.
-    * A test double has replaced part of ``requests`` or ``urllib3``
-      (``responses``, ``requests-mock``, ``vcrpy``, a patched ``requests.post``
-      or ``Session.send``): ``requests``, through ``requests.get`` and
-      ``requests.post`` as 0.5.0 called them, so test suites written for it
-      keep intercepting the traffic.
-    * A URL the built-in client does not serve (credentials in it, a proxy
-      or ``.netrc`` entry for it, client certificates): ``requests``.
-    * Otherwise the built-in keep-alive client, which sends the same headers
-      as ``requests`` would, at a tenth of the cost.
-    """
+    """The transport an emitter sends ``url`` with, decided here, when it is built:
+    ``requests`` with ``session`` when one is given, else a :class:`DefaultTransport`."""
     if session is not None:
         return RequestsTransport(session, timeout)
-    if not requests_untouched():
-        return RequestsTransport(None, timeout)
-    builtin = BuiltinTransport.for_url(url, timeout)
-    if builtin is None:
-        return RequestsTransport(new_session(), timeout)
-    return builtin
+    return DefaultTransport(url, timeout)
+
+
+class DefaultTransport:
+    """What an emitter without ``session=`` sends with; the one place that decides, for each
+    request, between the built-in client and ``requests``:
+
+    * While a test double has replaced part of ``requests`` or ``urllib3``
+      (``httmock``, ``responses``, ``requests-mock``, ``vcrpy``, a patched
+      ``requests.post`` or ``Session.send``), ``requests``, through
+      ``requests.get`` and ``requests.post`` as 0.5.0 called them: test suites
+      written for 0.5.0 or 1.x keep intercepting the traffic, even when they
+      start their double after the emitter was built (module-level emitters).
+    * For a URL the built-in client does not serve (credentials in it, a proxy
+      or ``.netrc`` entry for it, client certificates), ``requests``.
+    * Otherwise the built-in keep-alive client, which sends the same headers
+      as ``requests`` would, at a tenth of the cost.
+
+    The check for doubles compares a few attributes of ``requests`` and
+    ``urllib3`` with what they were at import: about half a microsecond a request.
+    """
+
+    def __init__(self, url: str, timeout: Optional[Timeout]) -> None:
+        builtin = BuiltinTransport.for_url(url, timeout)
+        self.plain: Transport = builtin or RequestsTransport(new_session(), timeout)
+        self.doubled = RequestsTransport(None, timeout)
+
+    def __repr__(self) -> str:
+        return f"DefaultTransport({self.plain!r})"
+
+    def send(self, request: Request, timeout: float) -> SendResult:
+        transport = self.plain if requests_untouched() else self.doubled
+        return transport.send(request, timeout)
+
+    def close(self) -> None:
+        self.plain.close()
+        self.doubled.close()

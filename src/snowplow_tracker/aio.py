@@ -18,11 +18,7 @@ from typing import Any
 from . import _lifecycle, contracts
 from ._body import request_for, units_for
 from ._delivery import ABANDONED, Batch, Clock, Outcome, deliver, logger, run_async
-from ._extras import require
-from ._http import choose_transport
-from .constants import DEFAULT_REQUEST_TIMEOUT, POST_CONTENT_TYPE
-from .contracts import fail_value
-from .emitters import (
+from ._emitter import (
     DEFAULT_EXIT_TIMEOUT,
     DEFAULT_MAX_QUEUE_SIZE,
     MAX_BATCH_EVENTS,
@@ -30,6 +26,10 @@ from .emitters import (
     _now_ms,
     as_strings,
 )
+from ._extras import require
+from ._http import choose_transport
+from .constants import DEFAULT_REQUEST_TIMEOUT, POST_CONTENT_TYPE
+from .contracts import fail_value
 from .event_store import EventStore, Record
 from .retry import RetryPolicy
 from .transport import (

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Optional, Union
 
 from . import contracts
+from ._tracker_checks import (
+    as_emitter_list,
+    call_if_present,
+    check_emitter,
+    check_init,
+    check_items,
+    check_utf8,
+)
+from ._uuid import uuid4
+from ._web_methods import RENAMED, WebEventMethods
 from .constants import (
     BASE_SCHEMA_PATH,
     CONTEXT_SCHEMA,
@@ -21,19 +29,13 @@ from .constants import (
 )
 from .contracts import fail_type, fail_value
 from .events import (
-    AddToCart,
     EcommerceTransaction,
     EcommerceTransactionItem,
     Event,
-    FormChange,
-    FormSubmit,
-    LinkClick,
     PagePing,
     PageView,
-    RemoveFromCart,
     ScreenView,
     SelfDescribing,
-    SiteSearch,
     StructuredEvent,
 )
 from .events.event import merge
@@ -57,67 +59,16 @@ __all__ = [
 
 Contexts = Optional[Sequence[SelfDescribingValue]]
 Timestamp = Optional[Union[int, float]]
-_ITEM_KEYS = frozenset({"sku", "price", "quantity", "name", "category", "currency", "context"})
-
-
-#: UUIDs made per ``os.urandom`` call: one system call, and C-speed formatting, per 512 events.
-_UUID_BATCH = 512
-_uuids: deque[str] = deque()
-_uuids_pid = os.getpid()
-#: Where each of the 32 hex digits of a UUID goes in its 36-character form.
-_UUID_DIGITS = [(i, i + (i >= 8) + (i >= 12) + (i >= 16) + (i >= 20)) for i in range(32)]
-_UUID_CUTS = [slice(k, k + 36) for k in range(0, 36 * _UUID_BATCH, 36)]
-#: A random hex digit to the RFC 4122 variant digit (its top two bits set to ``10``).
-_VARIANT_DIGITS = bytes.maketrans(b"0123456789abcdef", b"89ab89ab89ab89ab")
-
-
-def _uuid4() -> str:
-    """A random UUID in canonical lowercase form, without building a ``uuid.UUID``.
-
-    The same 122 random bits from ``os.urandom`` as :func:`uuid.uuid4`, made
-    512 at a time by slice assignments, in a tenth of the time.
-    ``deque.popleft`` is atomic, so no two threads get the same one; the
-    process id is checked on every call (not only in a fork hook, which a
-    server forking from C may skip) so that a forked child never reuses its
-    parent's unused UUIDs.
-    """
-    if os.getpid() != _uuids_pid:
-        _refill_after_fork()
-    try:
-        return _uuids.popleft()
-    except IndexError:
-        _uuids.extend(_new_uuids())
-        return _uuids.popleft()
-
-
-def _new_uuids() -> list[str]:
-    count = _UUID_BATCH
-    digits = os.urandom(16 * count).hex().encode("ascii")
-    text = bytearray(36 * count)
-    for digit, place in _UUID_DIGITS:  # each assignment places one digit of every UUID
-        text[place::36] = digits[digit::32]
-    text[8::36] = text[13::36] = text[18::36] = text[23::36] = b"-" * count
-    text[14::36] = b"4" * count  # the version
-    text[19::36] = text[19::36].translate(_VARIANT_DIGITS)
-    return list(map(text.decode("ascii").__getitem__, _UUID_CUTS))
-
-
-def _refill_after_fork() -> None:
-    global _uuids_pid
-    _uuids.clear()
-    _uuids_pid = os.getpid()
 
 
 #: The device time (``dtm``) the items of a transaction share with it, while they are tracked.
 _shared_dtm: ContextVar[Optional[int]] = ContextVar("snowplow_shared_dtm", default=None)
-#: How a ``track_*`` method's parameters are named in the event class that checks them.
-_RENAMED = {"true_timestamp": "tstamp"}
 #: Constructor parameters, by position: 0.5.0's order, and 1.x's (a namespace string first).
 _ORDER_05 = ("emitters", "subject", "namespace", "app_id", "encode_base64", "json_encoder")
 _ORDER_1X = ("namespace", "emitters", "subject", "app_id", "encode_base64", "json_encoder")
 
 
-class Tracker:
+class Tracker(WebEventMethods):
     """Builds events and hands each one to every emitter.
 
     Every event goes one way: a ``track_*`` method makes an event object
@@ -167,10 +118,10 @@ class Tracker:
                 raise TypeError("Tracker() takes emitters or emitter, not both")
             emitters = emitter
         if contracts._enabled:
-            _check_init(emitters, subject, namespace, app_id, encode_base64, json_encoder)
+            check_init(emitters, subject, namespace, app_id, encode_base64, json_encoder)
             contracts.optional_callable("Tracker()", "clock", clock)
             contracts.optional_callable("Tracker()", "id_source", id_source)
-        self.emitters: list[EmitterLike] = _as_emitter_list(emitters)
+        self.emitters: list[EmitterLike] = as_emitter_list(emitters)
         self.subject: Subject | None = subject if subject is not None else Subject()
         self.encode_base64 = encode_base64
         self.json_encoder = json_encoder
@@ -183,7 +134,7 @@ class Tracker:
     @staticmethod
     def get_uuid() -> str:
         """A new random (version 4) UUID in canonical lowercase form."""
-        return _uuid4()
+        return uuid4()
 
     @staticmethod
     def get_timestamp(tstamp: Timestamp = None) -> int:
@@ -211,7 +162,7 @@ class Tracker:
     def add_emitter(self, emitter: EmitterLike) -> Tracker:
         """Send every later event to ``emitter`` too."""
         if contracts._enabled:
-            _check_emitter("add_emitter()", "emitter", emitter)
+            check_emitter("add_emitter()", "emitter", emitter)
         self.emitters.append(emitter)
         return self
 
@@ -237,11 +188,11 @@ class Tracker:
                 # it. Any other emitter gets flush(), as 0.5.0 and 1.x called it.
                 if not (
                     hasattr(type(emitter), "request_flush")
-                    and _call_if_present(emitter, "request_flush")
+                    and call_if_present(emitter, "request_flush")
                 ):
-                    _call_if_present(emitter, "flush")
-            elif not _call_if_present(emitter, "sync_flush", deadline):
-                _call_if_present(emitter, "flush", deadline)
+                    call_if_present(emitter, "flush")
+            elif not call_if_present(emitter, "sync_flush", deadline):
+                call_if_present(emitter, "flush", deadline)
         return self
 
     # -- the one event path --------------------------------------------------------------------
@@ -321,7 +272,7 @@ class Tracker:
             if value.__class__ is not str:
                 pairs[name] = str(value)
         if not "".join(pairs.values()).isascii():
-            _check_utf8(pairs)
+            check_utf8(pairs)
         for emitter in self.emitters:
             emitter.input(pairs)  # the same finished event for each (ours never change it)
 
@@ -342,7 +293,7 @@ class Tracker:
             self.track(event=event)
             return self
         except ContractError as error:
-            raise contracts.relabel(error, "track_page_view()", _RENAMED) from None
+            raise contracts.relabel(error, "track_page_view()", RENAMED) from None
 
     def track_page_ping(
         self,
@@ -374,7 +325,7 @@ class Tracker:
             self.track(event=event)
             return self
         except ContractError as error:
-            raise contracts.relabel(error, "track_page_ping()", _RENAMED) from None
+            raise contracts.relabel(error, "track_page_ping()", RENAMED) from None
 
     def track_struct_event(
         self,
@@ -395,7 +346,7 @@ class Tracker:
             self.track(event=event)
             return self
         except ContractError as error:
-            raise contracts.relabel(error, "track_struct_event()", _RENAMED) from None
+            raise contracts.relabel(error, "track_struct_event()", RENAMED) from None
 
     def track_self_describing_event(
         self,
@@ -409,7 +360,7 @@ class Tracker:
             self.track(event=SelfDescribing(event_json, event_subject, context, tstamp))
             return self
         except ContractError as error:
-            raise contracts.relabel(error, "track_self_describing_event()", _RENAMED) from None
+            raise contracts.relabel(error, "track_self_describing_event()", RENAMED) from None
 
     def track_unstruct_event(
         self,
@@ -424,7 +375,7 @@ class Tracker:
                 event_json=event_json, context=context, tstamp=tstamp, event_subject=event_subject
             )
         except ContractError as error:
-            raise contracts.relabel(error, "track_unstruct_event()", _RENAMED) from None
+            raise contracts.relabel(error, "track_unstruct_event()", RENAMED) from None
 
     def track_screen_view(
         self,
@@ -452,7 +403,7 @@ class Tracker:
                 event_subject=event_subject,
             )
         except ContractError as error:
-            raise contracts.relabel(error, "track_screen_view()", _RENAMED) from None
+            raise contracts.relabel(error, "track_screen_view()", RENAMED) from None
 
     def track_mobile_screen_view(
         self,
@@ -485,129 +436,7 @@ class Tracker:
             self.track(event=event)
             return self
         except ContractError as error:
-            raise contracts.relabel(error, "track_mobile_screen_view()", _RENAMED) from None
-
-    def _track_json(
-        self,
-        event: SelfDescribing,
-        context: Contexts,
-        tstamp: Timestamp,
-        event_subject: Subject | None,
-    ) -> Tracker:
-        """A schema's event class made the JSON; it goes as any self-describing event does."""
-        return self.track_self_describing_event(
-            event_json=event.event_json, context=context, tstamp=tstamp, event_subject=event_subject
-        )
-
-    def track_link_click(
-        self,
-        target_url: str,
-        element_id: str | None = None,
-        element_classes: Sequence[str] | None = None,
-        element_target: str | None = None,
-        element_content: str | None = None,
-        context: Contexts = None,
-        tstamp: Timestamp = None,
-        event_subject: Subject | None = None,
-    ) -> Tracker:
-        """A link click (link_click 1-0-1): see :class:`~snowplow_tracker.events.LinkClick`."""
-        try:
-            event = LinkClick(
-                target_url, element_id, element_classes, element_target, element_content
-            )
-            return self._track_json(event, context, tstamp, event_subject)
-        except ContractError as error:
-            raise contracts.relabel(error, "track_link_click()", _RENAMED) from None
-
-    def track_add_to_cart(
-        self,
-        sku: str,
-        quantity: int,
-        name: str | None = None,
-        category: str | None = None,
-        unit_price: int | float | None = None,
-        currency: str | None = None,
-        context: Contexts = None,
-        tstamp: Timestamp = None,
-        event_subject: Subject | None = None,
-    ) -> Tracker:
-        """Items added to a cart (add_to_cart 1-0-0)."""
-        try:
-            event = AddToCart(sku, quantity, name, category, unit_price, currency)
-            return self._track_json(event, context, tstamp, event_subject)
-        except ContractError as error:
-            raise contracts.relabel(error, "track_add_to_cart()", _RENAMED) from None
-
-    def track_remove_from_cart(
-        self,
-        sku: str,
-        quantity: int,
-        name: str | None = None,
-        category: str | None = None,
-        unit_price: int | float | None = None,
-        currency: str | None = None,
-        context: Contexts = None,
-        tstamp: Timestamp = None,
-        event_subject: Subject | None = None,
-    ) -> Tracker:
-        """Items removed from a cart (remove_from_cart 1-0-0)."""
-        try:
-            event = RemoveFromCart(sku, quantity, name, category, unit_price, currency)
-            return self._track_json(event, context, tstamp, event_subject)
-        except ContractError as error:
-            raise contracts.relabel(error, "track_remove_from_cart()", _RENAMED) from None
-
-    def track_form_change(
-        self,
-        form_id: str,
-        element_id: str | None,
-        node_name: str,
-        value: str | None,
-        type_: str | None = None,
-        element_classes: Sequence[str] | None = None,
-        context: Contexts = None,
-        tstamp: Timestamp = None,
-        event_subject: Subject | None = None,
-    ) -> Tracker:
-        """A change to a form field (change_form 1-0-0)."""
-        try:
-            event = FormChange(form_id, element_id, node_name, value, type_, element_classes)
-            return self._track_json(event, context, tstamp, event_subject)
-        except ContractError as error:
-            raise contracts.relabel(error, "track_form_change()", _RENAMED) from None
-
-    def track_form_submit(
-        self,
-        form_id: str,
-        form_classes: Sequence[str] | None = None,
-        elements: Sequence[Mapping[str, Any]] | None = None,
-        context: Contexts = None,
-        tstamp: Timestamp = None,
-        event_subject: Subject | None = None,
-    ) -> Tracker:
-        """A form submission (submit_form 1-0-0)."""
-        try:
-            event = FormSubmit(form_id, form_classes, elements)
-            return self._track_json(event, context, tstamp, event_subject)
-        except ContractError as error:
-            raise contracts.relabel(error, "track_form_submit()", _RENAMED) from None
-
-    def track_site_search(
-        self,
-        terms: Sequence[str],
-        filters: Mapping[str, str | bool] | None = None,
-        total_results: int | None = None,
-        page_results: int | None = None,
-        context: Contexts = None,
-        tstamp: Timestamp = None,
-        event_subject: Subject | None = None,
-    ) -> Tracker:
-        """A search on the site (site_search 1-0-0)."""
-        try:
-            event = SiteSearch(terms, filters, total_results, page_results)
-            return self._track_json(event, context, tstamp, event_subject)
-        except ContractError as error:
-            raise contracts.relabel(error, "track_site_search()", _RENAMED) from None
+            raise contracts.relabel(error, "track_mobile_screen_view()", RENAMED) from None
 
     def track_ecommerce_transaction_item(
         self,
@@ -639,7 +468,7 @@ class Tracker:
             self.track(event=event)
             return self
         except ContractError as error:
-            raise contracts.relabel(error, "track_ecommerce_transaction_item()", _RENAMED) from None
+            raise contracts.relabel(error, "track_ecommerce_transaction_item()", RENAMED) from None
 
     def track_ecommerce_transaction(
         self,
@@ -667,7 +496,7 @@ class Tracker:
         try:
             items = list(items) if items is not None else []
             if contracts._enabled:
-                _check_items(items)
+                check_items(items)
             event = EcommerceTransaction(
                 order_id,
                 total_value,
@@ -695,7 +524,7 @@ class Tracker:
             return self
 
         except ContractError as error:
-            raise contracts.relabel(error, "track_ecommerce_transaction()", _RENAMED) from None
+            raise contracts.relabel(error, "track_ecommerce_transaction()", RENAMED) from None
 
 
 def _scoped(subject: Subject | None, scope: Scope) -> Subject:
@@ -704,87 +533,3 @@ def _scoped(subject: Subject | None, scope: Scope) -> Subject:
     scoped = Subject.__new__(Subject)
     scoped.standard_nv_pairs = scope.over(subject.standard_nv_pairs if subject is not None else {})
     return scoped
-
-
-# -- checks ------------------------------------------------------------------------------------
-
-
-def _call_if_present(obj: object, name: str, deadline: float | None = None) -> bool:
-    """Call ``obj.name()`` if it exists; with a deadline, pass what is left of it as
-    ``timeout`` where the method takes one (emitters of your own may not)."""
-    method = getattr(obj, name, None)
-    if not callable(method):
-        return False
-    if deadline is not None and _takes_timeout(method):
-        method(timeout=max(0.0, deadline - time.monotonic()))
-    else:
-        method()
-    return True
-
-
-def _takes_timeout(method: Any) -> bool:
-    import inspect  # only here: it is slow to import, and only a flush with a timeout needs it
-
-    try:
-        return "timeout" in inspect.signature(method).parameters
-    except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
-        return False
-
-
-def _check_utf8(pairs: Any) -> None:
-    """Refuse text that cannot go on the wire as UTF-8 (a lone surrogate, e.g. from
-    ``json.loads('"\\udcff"')`` of client input), naming the field, here at the call
-    rather than failing the whole batch it would be sent in."""
-    for name, value in pairs.items():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            fail_value(
-                "track()",
-                name,
-                "text that can be sent as UTF-8 (no lone surrogate)",
-                exc.object[exc.start : exc.end],
-            )
-
-
-def _check_emitter(where: str, name: str, value: object) -> None:
-    if isinstance(value, type) or not callable(getattr(value, "input", None)):
-        fail_type(where, name, "an emitter (an object with an input(dict) method)", value)
-
-
-def _as_emitter_list(emitters: Any) -> list[EmitterLike]:
-    if isinstance(emitters, (list, tuple)):
-        return list(emitters)
-    return [emitters]
-
-
-def _check_init(
-    emitters: Any, subject: Any, namespace: Any, app_id: Any, encode_base64: Any, encoder: Any
-) -> None:
-    where = "Tracker()"
-    if isinstance(emitters, (list, tuple)):
-        if not emitters:
-            fail_value(where, "emitters", "a non-empty list of emitters", emitters)
-        for index, emitter in enumerate(emitters):
-            _check_emitter(where, f"emitters[{index}]", emitter)
-    else:
-        _check_emitter(where, "emitters", emitters)
-    if subject is not None and not isinstance(subject, Subject):
-        fail_type(where, "subject", "a Subject or None", subject)
-    contracts.optional_string(where, "namespace", namespace)
-    contracts.optional_string(where, "app_id", app_id)
-    if not isinstance(encode_base64, bool):
-        fail_type(where, "encode_base64", "a bool", encode_base64)
-    contracts.optional_callable(where, "json_encoder", encoder)
-
-
-def _check_items(items: list[Any]) -> None:
-    where = "track_ecommerce_transaction()"
-    for index, item in enumerate(items):
-        contracts.mapping(where, f"items[{index}]", item)
-        unknown = set(item) - _ITEM_KEYS
-        if unknown:
-            fail_value(where, f"items[{index}]", f"keys from {sorted(_ITEM_KEYS)}", sorted(unknown))
-        for key in ("sku", "price", "quantity"):
-            if key not in item:
-                fail_value(where, f"items[{index}]", f"a dict with {key!r}", item)
