@@ -15,6 +15,10 @@ Validation follows the Iglu clients: JSON Schema Draft 4, with ``format`` checks
 (``uuid`` included, which Draft 4 validators lack). A compiled fast path
 (fastjsonschema) answers "valid" for the common case; only invalid data pays for
 jsonschema's complete error report.
+
+The parts live beside this module: ``iglu_keys`` (schema keys and lookup outcomes),
+``iglu_compiled`` (formats and compiled schemas), ``iglu_repositories`` (where schemas
+come from). Every name is importable from here as before.
 """
 
 from __future__ import annotations
@@ -22,367 +26,55 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import contextvars
-import ipaddress
-import json
-import os
-import re
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import chain
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import fastjsonschema
-from jsonschema import Draft4Validator, FormatChecker
+from jsonschema import Draft4Validator
 
-from .._redact import basic_auth, redact_url
+from .._redact import redact_url
+from .iglu_compiled import FORMATS, CompiledSchema, DataReport
+from .iglu_keys import SchemaKey, SchemaNotFound, SchemaPending
+from .iglu_repositories import (
+    FETCH_TIMEOUT,
+    MAX_SCHEMA_BYTES,
+    DirectoryRepository,
+    HttpRepository,
+    Repository,
+)
+
+__all__ = [
+    "BUNDLED_NAME",
+    "BUNDLED_SCHEMAS",
+    "CACHE_SIZE",
+    "FETCH_TIMEOUT",
+    "FORMATS",
+    "LOOKUP_TIMEOUT",
+    "MAX_LOOKUPS",
+    "MAX_SCHEMA_BYTES",
+    "CompiledSchema",
+    "DataReport",
+    "DirectoryRepository",
+    "HttpRepository",
+    "Repository",
+    "Resolver",
+    "SchemaKey",
+    "SchemaNotFound",
+    "SchemaPending",
+]
 
 BUNDLED_SCHEMAS = Path(__file__).parent / "schemas"
 BUNDLED_NAME = "Iglu Central (bundled)"
 CACHE_SIZE = 500
 LOOKUP_TIMEOUT = 3.0  # seconds a request waits for a remote registry
-# Seconds a lookup itself waits for each network step: longer, so that a slow registry's
-# answer still comes in and is cached for the events after the one that could not wait.
-FETCH_TIMEOUT = 10.0
 MAX_LOOKUPS = 8  # remote lookups in flight at once
-MAX_SCHEMA_BYTES = 1_048_576
 _BUSY = "too many lookups in flight"
-# A vendor may hold dots but not start with one: "." and ".." would name other directories.
-_URI = re.compile(
-    r"^iglu:(?P<vendor>[a-zA-Z0-9_-][a-zA-Z0-9_.-]*)/(?P<name>[a-zA-Z0-9_-]+)/(?P<format>[a-zA-Z0-9_-]+)/"
-    r"(?P<version>[1-9][0-9]*-(?:0|[1-9][0-9]*)-(?:0|[1-9][0-9]*))$"
-)
-_DRAFT4 = "http://json-schema.org/draft-04/schema#"
-
-
-# -- formats ------------------------------------------------------------------------------------
-# One set of format checks for both validators, so the fast path and the full
-# report never disagree about a format.
-
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_DATE_TIME = re.compile(
-    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)"
-    r"(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):?[0-5]\d)$"
-)
-_URI_FORMAT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-
-
-def _ip(version: int) -> Callable[[object], bool]:
-    def check(value: object) -> bool:
-        if not isinstance(value, str):
-            return True
-        try:
-            return ipaddress.ip_address(value).version == version
-        except ValueError:
-            return False
-
-    return check
-
-
-def _regex_format(pattern: re.Pattern[str]) -> Callable[[object], bool]:
-    return lambda value: not isinstance(value, str) or pattern.match(value) is not None
-
-
-FORMATS: dict[str, Callable[[object], bool]] = {
-    "uuid": _regex_format(_UUID),
-    "date-time": _regex_format(_DATE_TIME),
-    "uri": _regex_format(_URI_FORMAT),
-    "email": _regex_format(_EMAIL),
-    "hostname": _regex_format(_HOSTNAME),
-    "ipv4": _ip(4),
-    "ipv6": _ip(6),
-}
-_format_checker = FormatChecker(formats=["regex"])
-for _name, _check in FORMATS.items():
-    _format_checker.checks(_name)(_check)
-
-
-# -- schema keys --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SchemaKey:
-    vendor: str
-    name: str
-    format: str
-    version: str
-
-    def __post_init__(self) -> None:
-        # Whoever builds a key, its parts are safe to join into a path or a URL.
-        parts = (self.vendor, self.name, self.format, self.version)
-        if not all(isinstance(p, str) for p in parts) or _URI.match(self.uri()) is None:
-            raise ValueError(f"not an Iglu schema key: {'/'.join(map(str, parts))[:200]!r}")
-
-    @classmethod
-    def parse(cls, uri: object) -> SchemaKey:
-        match = _URI.match(uri) if isinstance(uri, str) else None
-        if match is None:
-            raise ValueError(f"not an Iglu schema URI: {str(uri)[:200]!r}")
-        return cls(**match.groupdict())
-
-    @property
-    def model(self) -> str:
-        return self.version.split("-", 1)[0]
-
-    def path(self) -> str:
-        return f"{self.vendor}/{self.name}/{self.format}/{self.version}"
-
-    def uri(self) -> str:
-        return "iglu:" + self.path()
-
-
-class SchemaNotFound(LookupError):
-    """No repository holds the schema; ``lookup_history`` says where we looked.
-
-    ``timed_out``: a registry did not answer in time (the lookup may still succeed later).
-    """
-
-    def __init__(
-        self, key: SchemaKey, lookup_history: list[dict[str, Any]], *, timed_out: bool = False
-    ) -> None:
-        found = "could not be resolved in time" if timed_out else "not found"
-        super().__init__(f"schema {key.uri()} {found} in {len(lookup_history)} repositories")
-        self.key = key
-        self.lookup_history = lookup_history
-        self.timed_out = timed_out
-
-
-class SchemaPending(Exception):
-    """A remote lookup is under way; retry once ``future`` is done or ``deadline`` has passed.
-
-    Raised only inside ``Resolver.deferring()``, before anything was stored, so
-    the caller can await ``future`` off the event loop's critical path and run
-    the same validation again.
-    """
-
-    def __init__(self, key: SchemaKey, future: concurrent.futures.Future[None]) -> None:
-        super().__init__(f"schema {key.uri()} is being looked up")
-        self.key = key
-        self.future = future
-
-
-@dataclass(frozen=True)
-class DataReport:
-    """One validation failure, in the Iglu client's ``dataReports`` shape."""
-
-    path: str
-    message: str
-    keyword: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {"message": self.message, "path": self.path, "keyword": self.keyword, "targets": []}
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class CompiledSchema:
-    """A schema ready to validate: a compiled fast path plus jsonschema for the full report."""
-
-    def __init__(self, key: SchemaKey, schema: dict[str, Any]) -> None:
-        self.key = key
-        self.schema = schema
-        self._full = Draft4Validator(schema, format_checker=_format_checker)
-        self._fast = (
-            _string_records_check(schema) or _wrapper_check(schema) or _compile_fast(schema)
-        )
-
-    def reports(self, instance: Any) -> list[DataReport]:
-        if self._fast is not None:
-            try:
-                self._fast(instance)
-                return []
-            except Exception:
-                pass
-        # jsonschema is the reference: it gives every error, and wins if the two disagree.
-        return [_report(error) for error in self._full.iter_errors(instance)]
-
-
-def _string_records_check(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
-    """A hand-made check for payload_data's shape: a non-empty array of flat objects of strings.
-
-    Every tracker-protocol request is validated against it, so it is worth ten
-    times the speed of the generic compiled check. None if the schema is any other shape.
-    """
-    items = schema.get("items")
-    if (
-        set(schema) - {"$schema", "self", "description", "type", "items", "minItems"}
-        or schema.get("type") != "array"
-        or schema.get("minItems", 0) > 1
-        or not isinstance(items, dict)
-        or set(items) - {"type", "properties", "required", "additionalProperties"}
-        or items.get("type") != "object"
-        or items.get("additionalProperties") is not False
-        or not isinstance(items.get("properties"), dict)
-        or any(p != {"type": "string"} for p in items["properties"].values())
-    ):
-        return None
-    allowed = frozenset(items["properties"])
-    required = frozenset(items.get("required", ()))
-    non_empty = schema.get("minItems", 0) == 1
-
-    def check(instance: Any) -> None:
-        if type(instance) is not list or (non_empty and not instance):
-            raise ValueError("not a non-empty array")
-        for item in instance:
-            if type(item) is not dict or not item.keys() <= allowed or not required <= item.keys():
-                raise ValueError("invalid item")
-        # Every value a string, in one C loop: join raises TypeError on anything else.
-        "".join(chain.from_iterable(map(dict.values, instance)))
-
-    return check
-
-
-_ANNOTATIONS = {"$schema", "self", "description"}
-
-
-def _wrapper_check(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
-    """A hand-made check for the self-describing wrappers (unstruct_event, contexts).
-
-    An object of ``schema`` (a string matching a pattern) and ``data`` (anything),
-    or an array of them: the shapes every self-describing event and every entity
-    list is validated against. It raises where the schema fails; jsonschema makes
-    the report. None if the schema is any other shape.
-    """
-    shape = schema
-    array = schema.get("type") == "array"
-    if array:
-        if set(schema) - _ANNOTATIONS - {"type", "items"} or not isinstance(
-            schema.get("items"), dict
-        ):
-            return None
-        shape = schema["items"]
-    properties = shape.get("properties")
-    if (
-        set(shape) - _ANNOTATIONS - {"type", "properties", "required", "additionalProperties"}
-        or shape.get("type") != "object"
-        or shape.get("additionalProperties") is not False
-        or not isinstance(properties, dict)
-        or set(properties) != {"schema", "data"}
-        or properties["data"] != {}
-        or set(properties["schema"]) != {"type", "pattern"}
-        or properties["schema"]["type"] != "string"
-        or not isinstance(properties["schema"]["pattern"], str)
-        or not isinstance(shape.get("required", []), list)
-        or not set(shape.get("required", [])) <= {"schema", "data"}
-    ):
-        return None
-    search = re.compile(properties["schema"]["pattern"]).search  # as jsonschema's "pattern"
-    allowed = frozenset({"schema", "data"})
-    required = frozenset(shape.get("required", []))
-
-    def check_one(item: Any) -> None:
-        if type(item) is not dict or not item.keys() <= allowed or not required <= item.keys():
-            raise ValueError("not a self-describing object")
-        if "schema" in item and (type(item["schema"]) is not str or not search(item["schema"])):
-            raise ValueError("schema does not match")
-
-    def check_array(instance: Any) -> None:
-        if type(instance) is not list:
-            raise ValueError("not an array")
-        for item in instance:
-            check_one(item)
-
-    return check_array if array else check_one
-
-
-def _compile_fast(schema: dict[str, Any]) -> Callable[[Any], Any] | None:
-    # Force Draft 4 (Iglu's meta-schema URI is unknown to fastjsonschema), never fill
-    # defaults into the caller's data, and never fetch a remote $ref.
-    definition = dict(schema, **{"$schema": _DRAFT4})
-    try:
-        return fastjsonschema.compile(
-            definition,
-            handlers={"http": _no_fetch, "https": _no_fetch},
-            formats=FORMATS,
-            use_default=False,
-        )
-    except Exception:
-        return None
-
-
-def _no_fetch(uri: str) -> Any:
-    raise LookupError(f"remote $ref {uri} is not fetched")
-
-
-def _report(error: Any) -> DataReport:
-    path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return DataReport(path, str(error.message), str(error.validator))
-
-
-# -- repositories -------------------------------------------------------------------------------
-
-
-class Repository:
-    """Where schemas come from: a directory in Iglu layout, or a remote registry."""
-
-    name: str
-
-    def fetch(self, key: SchemaKey) -> dict[str, Any] | None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class DirectoryRepository(Repository):
-    def __init__(self, directory: str | Path, name: str | None = None) -> None:
-        self.directory = Path(directory)
-        self.name = name or str(self.directory)
-
-    def fetch(self, key: SchemaKey) -> dict[str, Any] | None:
-        candidate = self.directory / key.path()
-        # Keys are checked when made; this keeps a file outside the directory out even so.
-        # Lexical, so a symlink the user put inside the directory still works.
-        root = os.path.normpath(self.directory)
-        if os.path.commonpath([root, os.path.normpath(candidate)]) != root:
-            return None
-        if not candidate.is_file():
-            return None
-        loaded = json.loads(candidate.read_text(encoding="utf-8"))
-        return loaded if isinstance(loaded, dict) else None
-
-
-class HttpRepository(Repository):
-    """A remote registry (opt-in): ``GET <base>/<vendor>/<name>/<format>/<version>``.
-
-    For an Iglu Server pass ``http://host/api/schemas``; for Iglu Central
-    ``http://iglucentral.com/schemas``; for another local collector ``<url>/micro/iglu``.
-
-    ``user:password@`` in the URL is sent as Basic authentication and never shown:
-    the repository's ``name`` (in bad rows and logs) has it redacted.
-    """
-
-    def __init__(
-        self, base_url: str, *, api_key: str | None = None, timeout: float = FETCH_TIMEOUT
-    ) -> None:
-        self.base_url, self.authorization = basic_auth(base_url.rstrip("/"))
-        self.name = redact_url(base_url.rstrip("/"))
-        self.api_key = api_key
-        self.timeout = timeout
-
-    def fetch(self, key: SchemaKey) -> dict[str, Any] | None:
-        request = urllib.request.Request(f"{self.base_url}/{key.path()}")
-        if self.api_key:
-            request.add_header("apikey", self.api_key)
-        if self.authorization:
-            request.add_header("Authorization", self.authorization)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                loaded = json.loads(response.read(MAX_SCHEMA_BYTES))
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise
-        return loaded if isinstance(loaded, dict) else None
 
 
 K = TypeVar("K")
@@ -463,7 +155,7 @@ class Resolver:
         self._misses: _LRU[SchemaKey, tuple[float, list[dict[str, Any]]]] = _LRU(cache_size)
         self._by_uri: dict[str, CompiledSchema] = {}
         self._lookups: dict[SchemaKey, _Lookup] = {}
-        #: Results of decoding and validating identical field values (see validate.py).
+        #: Results of decoding and validating identical field values (see entities.py).
         self.memo: dict[Any, Any] = {}
         self._lock = threading.RLock()
 
