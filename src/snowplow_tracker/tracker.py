@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, Optional, Union
+from typing import Any, Optional, Union, overload
 
 from . import contracts
 from ._tracker_checks import (
@@ -90,7 +90,38 @@ class Tracker(WebEventMethods):
     of an event object returns its event id.
     """
 
+    @overload
+    def __init__(
+        self,
+        emitters: EmitterLike | Sequence[EmitterLike] | None = None,
+        subject: Subject | None = None,
+        namespace: str | None = None,
+        app_id: str | None = None,
+        encode_base64: bool = DEFAULT_ENCODE_BASE64,
+        json_encoder: JsonEncoder = None,
+        *,
+        emitter: EmitterLike | Sequence[EmitterLike] | None = None,
+        clock: Callable[[], float] | None = None,
+        id_source: Callable[[], str] | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        namespace: str,
+        emitters: EmitterLike | Sequence[EmitterLike],
+        subject: Subject | None = None,
+        app_id: str | None = None,
+        encode_base64: bool = DEFAULT_ENCODE_BASE64,
+        json_encoder: JsonEncoder = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        id_source: Callable[[], str] | None = None,
+    ) -> None: ...
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # One signature per order (above, for type checkers); which one a call uses is known
+        # only from its first argument: a namespace string first is the 1.x order.
         order = _ORDER_1X if args and isinstance(args[0], str) else _ORDER_05
         if len(args) > len(order):
             raise TypeError(f"Tracker() takes at most {len(order)} positional arguments")
