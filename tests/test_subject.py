@@ -60,7 +60,8 @@ def test_every_setter_chains_and_sets_its_pair() -> None:
 BAD_CALLS: list[tuple[str, tuple[Any, ...], type[Exception]]] = [
     ("set_platform", ("desktop",), InvalidValueError),
     ("set_platform", (None,), InvalidValueError),
-    ("set_user_id", (42,), InvalidTypeError),
+    ("set_user_id", (4.2,), InvalidTypeError),
+    ("set_user_id", (True,), InvalidTypeError),
     ("set_user_id", ("",), InvalidValueError),
     ("set_screen_resolution", (0, 10), InvalidValueError),
     ("set_screen_resolution", (10, "10"), InvalidTypeError),
@@ -96,3 +97,14 @@ def test_disabled_contracts_skip_the_checks(
 ) -> None:
     disable_contracts()
     assert getattr(Subject(), method)(*args) is not None
+
+
+def test_an_int_user_id_is_sent_as_its_digits() -> None:
+    """1.x code passes database keys as they are."""
+    from snowplow_tracker import Tracker
+
+    from .conftest import ListEmitter
+
+    sink = ListEmitter()
+    Tracker(sink, Subject().set_user_id(42)).track_page_view("http://x")
+    assert sink.events[0]["uid"] == "42"

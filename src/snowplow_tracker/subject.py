@@ -35,9 +35,11 @@ class Subject:
         self.standard_nv_pairs["p"] = value
         return self
 
-    def set_user_id(self, user_id: str) -> Subject:
-        """``uid``: the business user id."""
-        _string("set_user_id()", "user_id", user_id)
+    def set_user_id(self, user_id: str | int) -> Subject:
+        """``uid``: the business user id; an int (a database key) is sent as its digits, as
+        1.x sends it."""
+        if user_id.__class__ is not int:
+            _string("set_user_id()", "user_id", user_id)
         self.standard_nv_pairs["uid"] = user_id
         return self
 
