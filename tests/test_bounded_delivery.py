@@ -4,6 +4,7 @@ built-in client's reading of odd answers, and redirects."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import textwrap
@@ -299,3 +300,34 @@ def test_a_requests_session_is_bounded_too(stuck: FaultyServer) -> None:
     Tracker(emitter).track_page_view("http://example.com")
     took, done = timed(lambda: emitter.close(timeout=0.3))
     assert took < 0.3 + SLACK
+
+
+@pytest.mark.parametrize("kind", ["sync", "thread"])
+def test_a_host_lookup_that_hangs_is_inside_the_deadline(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """getaddrinfo has no timeout: a resolver that never answers held a flush for as long."""
+    release = threading.Event()
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def hanging(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hangs.example":
+            calls.append(host)
+            release.wait(20)
+            raise socket.gaierror("the test's resolver let go")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    emitter = make(kind, "hangs.example", request_timeout=30)
+    Tracker(emitter).track_page_view("http://example.com")
+    try:
+        took, done = timed(lambda: emitter.flush(timeout=0.3))
+        assert done is False
+        assert took < 0.3 + SLACK
+        took, done = timed(lambda: emitter.flush(timeout=0.3))
+        assert took < 0.3 + SLACK
+        assert calls == ["hangs.example"]  # one lookup thread, shared, not one per attempt
+    finally:
+        release.set()
+        emitter.close(0)

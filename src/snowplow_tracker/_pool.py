@@ -9,24 +9,28 @@ matter. This module writes each request in one ``sendall`` and reads the
 response with a minimal parser (``Content-Length``, chunked, or until close)
 over connections kept in a small LIFO pool.
 
-Every request has a deadline that covers connecting, sending and reading the
-whole response: a collector that never answers, answers a byte at a time,
-sends ``100 Continue`` for ever or a chunked body that never ends is given up
-when the deadline passes. The parser follows RFC 9112 as h11 reads it (the
-tests compare the two on generated responses); bytes after the end of a
-response close the connection, so a stray answer is never taken for the
-answer to the next request.
+Every request has a deadline that covers looking the host up, connecting,
+sending and reading the whole response: a resolver that never answers (the
+lookup runs on a helper thread, one at a time per host), and a collector that
+never answers, answers a byte at a time, sends ``100 Continue`` for ever or a
+chunked body that never ends, are given up when the deadline passes. The
+parser follows RFC 9112 as h11 reads it (the tests compare the two on
+generated responses); bytes after the end of a response close the
+connection, so a stray answer is never taken for the answer to the next
+request.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import math
 import os
 import re
 import select
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from typing import Optional
@@ -215,7 +219,7 @@ class Pool:
         timeout = (
             remaining if self.connect_timeout is None else min(self.connect_timeout, remaining)
         )
-        sock = socket.create_connection((self.host, self.port), _finite(timeout))
+        sock = _open_socket(self.host, self.port, timeout, deadline)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
@@ -225,6 +229,85 @@ class Pool:
             sock.close()
             raise
         return Connection(sock, sock.gettimeout())
+
+
+def _open_socket(host: str, port: int, timeout: float, deadline: float) -> socket.socket:
+    """``socket.create_connection``, with the host's lookup inside the request's deadline."""
+    addresses = resolve(host, port, deadline)
+    error: Optional[OSError] = None
+    for family, sockaddr in addresses:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(_finite(min(timeout, max(0.001, deadline - time.monotonic()))))
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"no address for {host}")
+
+
+Address = tuple[int, tuple[object, ...]]
+_lookups: dict[tuple[str, int], _Lookup] = {}
+_lookups_lock = threading.Lock()
+_fork_hook = False  # registered with the first lookup, not at import
+
+
+def _forget_lookups_after_fork() -> None:
+    """A child has none of its parent's lookup threads: their entries would never end."""
+    global _lookups_lock
+    _lookups_lock = threading.Lock()
+    _lookups.clear()
+
+
+class _Lookup:
+    """One ``getaddrinfo`` on a daemon thread; callers wait for it at most their deadline
+    (the standard library's lookup has no timeout of its own)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.done = threading.Event()
+        self.result: list[Address] = []
+        self.error: Optional[OSError] = None
+        threading.Thread(
+            target=self._run, args=(host, port), name="snowplow-dns", daemon=True
+        ).start()
+
+    def _run(self, host: str, port: int) -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            self.result = [(int(family), tuple(addr)) for family, _, _, _, addr in infos]
+        except OSError as exc:
+            self.error = exc
+        finally:
+            with _lookups_lock:
+                _lookups.pop((host, port), None)
+            self.done.set()
+
+
+def resolve(host: str, port: int, deadline: float) -> list[Address]:
+    """The addresses to connect to for ``host``, looked up within ``deadline``
+    (``time.monotonic()``); an IP address needs no lookup. Concurrent lookups of one host
+    share one thread, so a resolver that hangs costs one thread per host, not per request."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        return [(int(family), (str(ip), port))]
+    global _fork_hook
+    if not _fork_hook and hasattr(os, "register_at_fork"):
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_forget_lookups_after_fork)
+    with _lookups_lock:
+        lookup = _lookups.get((host, port))
+        if lookup is None:
+            lookup = _lookups[(host, port)] = _Lookup(host, port)
+    if not lookup.done.wait(_finite(max(0.0, deadline - time.monotonic()))):
+        raise TimeoutError(f"looking up {host} took longer than the request's deadline")
+    if lookup.error is not None:
+        raise lookup.error
+    return lookup.result
 
 
 def _finite(seconds: float) -> Optional[float]:
