@@ -5,7 +5,7 @@ tracks it as any self-describing event."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 from . import contracts
 from .events import (
@@ -17,15 +17,13 @@ from .events import (
     SelfDescribing,
     SiteSearch,
 )
+from .events.event import Context, Timestamp
 from .exceptions import ContractError
-from .self_describing_json import SelfDescribing as SelfDescribingValue
 from .subject import Subject
 
 if TYPE_CHECKING:
     from .tracker import Tracker
 
-Contexts = Optional[Sequence[SelfDescribingValue]]
-Timestamp = Optional[Union[int, float]]
 #: How a ``track_*`` method's parameters are named in the event class that checks them.
 RENAMED = {"true_timestamp": "tstamp"}
 
@@ -38,7 +36,7 @@ class WebEventMethods:
     def _track_json(
         self,
         event: SelfDescribing,
-        context: Contexts,
+        context: Context,
         tstamp: Timestamp,
         event_subject: Subject | None,
     ) -> Tracker:
@@ -55,7 +53,7 @@ class WebEventMethods:
         element_classes: Sequence[str] | None = None,
         element_target: str | None = None,
         element_content: str | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -76,7 +74,7 @@ class WebEventMethods:
         category: str | None = None,
         unit_price: int | float | None = None,
         currency: str | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -95,7 +93,7 @@ class WebEventMethods:
         category: str | None = None,
         unit_price: int | float | None = None,
         currency: str | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -114,7 +112,7 @@ class WebEventMethods:
         value: str | None,
         type_: str | None = None,
         element_classes: Sequence[str] | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -130,7 +128,7 @@ class WebEventMethods:
         form_id: str,
         form_classes: Sequence[str] | None = None,
         elements: Sequence[Mapping[str, Any]] | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -147,7 +145,7 @@ class WebEventMethods:
         filters: Mapping[str, str | bool] | None = None,
         total_results: int | None = None,
         page_results: int | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Any, Optional, Union, overload
+from typing import Any, Optional, overload
 
 from . import contracts
 from ._tracker_checks import (
@@ -38,7 +38,7 @@ from .events import (
     SelfDescribing,
     StructuredEvent,
 )
-from .events.event import merge
+from .events.event import Context, Timestamp, merge
 from .exceptions import ContractError
 from .payload import JsonEncoder, Payload
 from .scope import Scope, active_scope
@@ -56,9 +56,6 @@ __all__ = [
     "VERSION",
     "Tracker",
 ]
-
-Contexts = Optional[Sequence[SelfDescribingValue]]
-Timestamp = Optional[Union[int, float]]
 
 
 #: The device time (``dtm``) the items of a transaction share with it, while they are tracked.
@@ -243,7 +240,7 @@ class Tracker(WebEventMethods):
         return pairs["eid"]
 
     def complete_payload(
-        self, event: Event | Payload, context: Contexts = None, tstamp: Timestamp = None
+        self, event: Event | Payload, context: Context = None, tstamp: Timestamp = None
     ) -> Any:
         """An event's finished payload: its own pairs, its contexts and true timestamp, the
         subject fields (the event's subject over the tracker's), the event id, the device
@@ -286,7 +283,7 @@ class Tracker(WebEventMethods):
             self._fields_cache = cached = (dict(own), dict(subject), merged)
         return cached[2]
 
-    def _complete_pairs(self, pb: Payload, context: Contexts, tstamp: Timestamp) -> Payload:
+    def _complete_pairs(self, pb: Payload, context: Context, tstamp: Timestamp) -> Payload:
         """The 0.5.0 ``complete_payload``: an :class:`Event` around ``pb``'s pairs."""
         event = Event(pb.nv_pairs, context=context, true_timestamp=tstamp)
         payload: Payload = self.complete_payload(event)
@@ -314,7 +311,7 @@ class Tracker(WebEventMethods):
         page_url: str,
         page_title: str | None = None,
         referrer: str | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -335,7 +332,7 @@ class Tracker(WebEventMethods):
         max_x: int | None = None,
         min_y: int | None = None,
         max_y: int | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -365,7 +362,7 @@ class Tracker(WebEventMethods):
         label: str | None = None,
         property_: str | None = None,
         value: int | float | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -382,7 +379,7 @@ class Tracker(WebEventMethods):
     def track_self_describing_event(
         self,
         event_json: SelfDescribingValue,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -396,7 +393,7 @@ class Tracker(WebEventMethods):
     def track_unstruct_event(
         self,
         event_json: SelfDescribingValue,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -412,7 +409,7 @@ class Tracker(WebEventMethods):
         self,
         name: str | None = None,
         id_: str | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -445,7 +442,7 @@ class Tracker(WebEventMethods):
         previous_id: str | None = None,
         previous_type: str | None = None,
         transition_type: str | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -478,7 +475,7 @@ class Tracker(WebEventMethods):
         name: str | None = None,
         category: str | None = None,
         currency: str | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
@@ -513,7 +510,7 @@ class Tracker(WebEventMethods):
         country: str | None = None,
         currency: str | None = None,
         items: Iterable[Mapping[str, Any]] | None = None,
-        context: Contexts = None,
+        context: Context = None,
         tstamp: Timestamp = None,
         event_subject: Subject | None = None,
     ) -> Tracker:
