@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from ..collector_cli import cli_collector, static_site
+from .conftest import CHROMIUM
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is missing")
-CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 if not Path(CHROMIUM).exists():
     pytest.skip(
         "no Chromium at /usr/bin/chromium: apt-get install -y chromium (scripts/services.sh "
@@ -32,10 +32,6 @@ TRACKER_JS = Path(
     os.environ.get("SNOWPLOW_BROWSER_TRACKER")
     or ROOT / "test-artifacts/js/node_modules/@snowplow/browser-tracker/dist/index.umd.min.js"
 )
-FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]  # fmt: skip
 SECRET = "TOPSECRET-9b2e"
 PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 expect = sync_api.expect
@@ -64,23 +60,6 @@ SEND_AND_READ = (
   };
 }"""
 ).replace("PAYLOAD_DATA", PAYLOAD_DATA)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 860})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture
