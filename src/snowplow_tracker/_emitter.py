@@ -98,14 +98,21 @@ class Emitter:
 
     GET sends one request per event to ``/i``, in order. POST sends batches to
     ``/com.snowplowanalytics.snowplow/tp2``, none larger than ``byte_limit``
-    bytes (an event too big on its own goes alone). ``on_success(count)`` is
-    called when a flush sent everything, otherwise ``on_failure(count_sent,
-    unsent_events)``: exactly one of them per flush that had events.
+    bytes (an event too big on its own goes alone). ``on_success(sent)`` is
+    called when a flush sent everything (``sent`` is the count, and also the
+    sent events: :class:`~snowplow_tracker.SentEvents`), otherwise
+    ``on_failure(count_sent, unsent_events)``: exactly one of them per flush
+    that had events.
+
+    A bare ``Emitter(host)`` takes the release notes' defaults (http, GET,
+    one attempt per request); a 1.x option (``batch_size``,
+    ``buffer_capacity``, ``custom_retry_codes``, ``max_retry_delay_seconds``)
+    or ``defaults="1.x"`` takes 1.x's (see ``_v1_options``).
 
     Keyword options shared by every emitter (all optional):
 
     * ``retry``: a :class:`~snowplow_tracker.retry.RetryPolicy`; the sync
-      Emitter makes one attempt per request unless given one.
+      Emitter makes one attempt per request unless given one or 1.x options.
     * ``flush_interval``: seconds after which queued events are sent even if
       the buffer is not full (off for the sync Emitter, 1 s for AsyncEmitter).
     * ``max_queue_size`` and ``overflow``: the queue bound, and what happens
@@ -115,7 +122,7 @@ class Emitter:
     * ``max_event_bytes``: events larger than this are dropped as ``too_large``.
     * ``event_store``: where events wait; by default in memory. Pass a
       :class:`~snowplow_tracker.event_store.SQLiteEventStore` to keep them on
-      disk across crashes and restarts.
+      disk across crashes and restarts, or a store of the 1.x protocol.
     * ``exit_timeout``: the bound of the flush at interpreter exit and of
       ``close()`` without a timeout.
     * ``clock``: a clock for tests (``snowplow_tracker.testing.FakeClock``).
@@ -123,8 +130,8 @@ class Emitter:
       by default chosen from the URL and ``session``. Tests can pass a
       :class:`snowplow_tracker.testing.MemoryTransport`.
 
-    ``request_timeout`` bounds each request as a whole (connecting, sending and
-    reading the answer; for a ``(connect, read)`` pair, their sum), and
+    ``request_timeout`` bounds each request as a whole (looking the host up,
+    connecting, sending and reading the answer; for a ``(connect, read)`` pair, their sum), and
     ``flush(timeout)``, ``close(timeout)`` and the exit flush bound the time
     they take, whatever the collector does. Redirects are followed as
     ``requests`` follows them, at most 5 per request (counted in

@@ -3,7 +3,7 @@
 * :class:`Emitter` sends in the calling thread when its buffer is full or on
   ``flush()``; a flush that is not wholly successful calls
   ``on_failure(count_sent, unsent)`` before it returns. Retries are opt-in
-  (``retry=RetryPolicy()``).
+  (``retry=RetryPolicy()``), or on with 1.x options, as 1.x has them.
 * :class:`AsyncEmitter` delivers from a fixed pool of worker threads, retrying
   failed requests in the background, so ``track_*`` never waits on the network.
 * :class:`CeleryEmitter` and :class:`RedisEmitter` move sending out of the
