@@ -11,6 +11,7 @@ import pytest
 
 import snowplow_tracker
 from snowplow_tracker.collector import Collector
+from snowplow_tracker.emitters import as_strings
 
 TEST_SCHEMAS = Path(__file__).parent / "schemas"
 
@@ -55,13 +56,17 @@ def _logger_level_restored() -> Iterator[None]:
 
 
 class ListEmitter:
-    """A custom emitter, as users write them: anything with input(dict)."""
+    """A custom emitter, as users write them: anything with input(dict). It keeps each
+    event as this package's emitters send it (``as_strings``: every value a string);
+    ``given`` keeps the dicts it was handed, as they are."""
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.given: list[dict[str, Any]] = []
 
     def input(self, payload: dict[str, Any]) -> None:
-        self.events.append(payload)
+        self.given.append(payload)
+        self.events.append(as_strings(dict(payload)))
 
 
 @pytest.fixture

@@ -33,11 +33,16 @@ EVENT = {"schema": "iglu:com.acme/viewed/jsonschema/2-1-0", "data": {"id": "é",
 
 
 class Recorder:
+    """A custom emitter: keeps the dicts it is handed (``given``) and, in ``events``,
+    each as this package's emitters send it (every value a string)."""
+
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
+        self.given: list[dict[str, Any]] = []
 
     def input(self, pairs: dict[str, Any]) -> None:
-        self.events.append(pairs)
+        self.given.append(pairs)
+        self.events.append(as_strings(dict(pairs)))
 
 
 class Overriding(Tracker):
@@ -122,7 +127,8 @@ def test_overriding_track_and_complete_payload_changes_nothing_sent(
     assert plain == overridden
     assert plain
     assert all(("tna", None) not in event and ("aid", "") not in event for event in plain)
-    assert all(type(value) is str for event in plain for _, value in event)
+    wire = [as_strings(dict(event)) for event in plain]
+    assert all(type(value) is str for event in wire for value in event.values())
 
 
 @pytest.mark.parametrize("base64", [True, False])
@@ -315,7 +321,7 @@ def test_dumps_errors_and_encoder_are_the_same_in_both_modes() -> None:
 def test_every_emitter_gets_the_same_finished_event() -> None:
     first, second = Recorder(), Recorder()
     Tracker([first, second], namespace="ns").track_struct_event("c", "a")
-    assert first.events[0] is second.events[0]  # the same finished event, as 1.x hands it
+    assert first.given[0] is second.given[0]  # the same finished event, as 1.x hands it
 
 
 def test_the_schema_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,17 +346,28 @@ class Spy(Emitter):
         super().input(payload)
 
 
-def test_every_emitter_gets_the_values_as_strings_and_ours_keep_the_dict() -> None:
-    """The tracker makes every value the string the wire sends, so an emitter's
-    input() queues the dict it is given without copying it."""
+def test_emitters_get_the_values_as_tracked_and_ours_make_them_strings_in_place() -> None:
+    """The tracker hands every emitter the same dict, numbers as numbers (as 0.5.0 did);
+    this package's emitters make each value the string the wire sends, in the dict
+    itself, and keep it without copying."""
+    recorder, ours = Recorder(), Spy()
+    Tracker([recorder, ours]).track_struct_event("c", "a", value=2.5)
+    event = recorder.given[0]
+    assert event is ours.events[0]
+    assert event["se_va"] == "2.5" and type(event["dtm"]) is str
+    assert ours.buffer == [event]  # kept, not copied
+    raw = {"e": "pv", "url": "http://a.b/", "dtm": 5}
+    assert as_strings(raw) is raw and raw == {"e": "pv", "url": "http://a.b/", "dtm": "5"}
+    with_none = {"e": "pv", "url": "http://a.b/", "dtm": 5, "skip": None}
+    assert as_strings(with_none) == {"e": "pv", "url": "http://a.b/", "dtm": "5"}
+    assert with_none["skip"] is None  # a dict with None values is copied, never changed
+    ours.close()
+
+
+def test_a_foreign_emitter_alone_gets_numbers_as_numbers() -> None:
     recorder = Recorder()
     Tracker(recorder).track_struct_event("c", "a", value=2.5)
-    event = recorder.events[0]
-    assert event["se_va"] == "2.5" and type(event["dtm"]) is str
-    assert as_strings(event) is event
-    raw = {"e": "pv", "url": "http://a.b/", "dtm": 5, "skip": None}
-    assert as_strings(raw) == {"e": "pv", "url": "http://a.b/", "dtm": "5"}
-    assert raw["dtm"] == 5  # a dict with other values is copied, never changed
+    assert recorder.given[0]["se_va"] == 2.5 and type(recorder.given[0]["dtm"]) is int
 
 
 def test_an_input_replaced_in_a_subclass_or_on_the_instance_is_called() -> None:
@@ -360,7 +377,7 @@ def test_an_input_replaced_in_a_subclass_or_on_the_instance_is_called() -> None:
 
     emitter = OverridingInput("127.0.0.1:9", method="post")
     Tracker(emitter).track_struct_event("c", "a", value=3)
-    assert emitter.seen["se_va"] == "3"
+    assert emitter.seen["se_va"] == 3
     plain = Emitter("127.0.0.1:9", method="post")
     with mock.patch.object(plain, "input") as patched:
         Tracker(plain).track_struct_event("c", "a")
@@ -439,10 +456,10 @@ def test_json_that_cannot_be_utf_8_is_refused_at_the_call(base64: bool, encoder:
     emitter.close()
 
 
-def test_several_emitters_get_the_same_dict_of_strings() -> None:
+def test_several_emitters_get_the_same_dict() -> None:
     first, second, mixed = Spy(), Spy(), Recorder()
     Tracker([first, second, mixed], namespace="ns").track_struct_event("c", "a", value=1.5)
-    assert first.events[0] is second.events[0] is mixed.events[0]
-    assert mixed.events[0]["se_va"] == "1.5"
+    assert first.events[0] is second.events[0] is mixed.given[0]
+    assert mixed.given[0]["se_va"] == "1.5"  # made a string by the first of ours
     first.close()
     second.close()

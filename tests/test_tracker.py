@@ -308,7 +308,7 @@ def test_subject_pairs_are_attached_and_switchable(sink: ListEmitter) -> None:
 def test_every_emitter_gets_the_same_finished_event() -> None:
     a, b = ListEmitter(), ListEmitter()
     Tracker([a, b]).track_page_view("http://x")
-    assert a.events[0] is b.events[0]  # the same finished event, as 1.x hands it
+    assert a.given[0] is b.given[0]  # the same finished event, as 1.x hands it
 
 
 def test_flush_sync_and_async() -> None:

@@ -82,15 +82,36 @@ def stringify(payload: Mapping[str, Any]) -> Event:
     return {k: v if type(v) is str else str(v) for k, v in payload.items() if v is not None}
 
 
-_STR_ONLY = {str}
+def check_utf8(name: str, value: str) -> None:
+    """Refuse text that cannot go on the wire as UTF-8 (a lone surrogate, e.g. from
+    ``json.loads('"\\udcff"')`` of client input), naming the field."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        fail_value(
+            "input()",
+            name,
+            "text that can be sent as UTF-8 (no lone surrogate)",
+            exc.object[exc.start : exc.end],
+        )
 
 
 def as_strings(payload: Mapping[str, Any]) -> Event:
-    """``payload`` itself when it is a dict whose values are all strings (what a Tracker
-    hands over), else a :func:`stringify` copy. Emitters never change the dict they get."""
-    if payload.__class__ is dict and set(map(type, payload.values())) <= _STR_ONLY:
-        return payload
-    return stringify(payload)
+    """The event dict an emitter keeps: ``payload`` itself, every value made the string
+    the wire sends, in place (a Tracker hands over ``dtm`` and numbers as they are, as
+    0.5.0 did); a :func:`stringify` copy for any other mapping or one with ``None``
+    values. Text that cannot be UTF-8 (a lone surrogate) is refused here, at the
+    call, naming the field: it would otherwise fail the whole batch it is sent in."""
+    if payload.__class__ is not dict:
+        payload = stringify(payload)
+    for name, value in payload.items():
+        if value.__class__ is not str:
+            if value is None:
+                return as_strings(stringify(payload))
+            payload[name] = value = str(value)
+        if not value.isascii():
+            check_utf8(name, value)
+    return payload
 
 
 class Emitter:

@@ -37,22 +37,6 @@ def takes_timeout(method: Any) -> bool:
         return False
 
 
-def check_utf8(pairs: Any) -> None:
-    """Refuse text that cannot go on the wire as UTF-8 (a lone surrogate, e.g. from
-    ``json.loads('"\\udcff"')`` of client input), naming the field, here at the call
-    rather than failing the whole batch it would be sent in."""
-    for name, value in pairs.items():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            fail_value(
-                "track()",
-                name,
-                "text that can be sent as UTF-8 (no lone surrogate)",
-                exc.object[exc.start : exc.end],
-            )
-
-
 def check_emitter(where: str, name: str, value: object) -> None:
     if isinstance(value, type) or not callable(getattr(value, "input", None)):
         fail_type(where, name, "an emitter (an object with an input(dict) method)", value)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ._distribution import DISTRIBUTION
-from .emitters import stringify
+from .emitters import as_strings, stringify
 from .tracker import Tracker
 from .transport import Request, SendResult
 
@@ -182,7 +182,7 @@ class CapturingEmitter:
         self._lock = threading.Lock()
 
     def input(self, payload: Mapping[str, Any]) -> None:
-        event = self._validate(stringify(payload))
+        event = self._validate(as_strings(stringify(payload)))
         with self._lock:
             self.events.append(event)
 

@@ -14,7 +14,6 @@ from ._tracker_checks import (
     check_emitter,
     check_init,
     check_items,
-    check_utf8,
 )
 from ._uuid import uuid4
 from ._web_methods import RENAMED, WebEventMethods
@@ -157,12 +156,11 @@ class Tracker(WebEventMethods):
         self._clock = clock
         self._fields_cache: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None
         if id_source is not None:
-            self.get_uuid = id_source  # type: ignore[method-assign]
+            self.get_uuid = id_source
 
-    @staticmethod
-    def get_uuid() -> str:
-        """A new random (version 4) UUID in canonical lowercase form."""
-        return uuid4()
+    #: A new random (version 4) UUID in canonical lowercase form: the function itself, not a
+    #: method that calls it, since every event calls it.
+    get_uuid = staticmethod(uuid4)
 
     @staticmethod
     def get_timestamp(tstamp: Timestamp = None) -> int:
@@ -259,29 +257,36 @@ class Tracker(WebEventMethods):
             # The tracker's subject and its own fields, merged once while they stay the same.
             payload = event.build_payload(self.encode_base64, self.json_encoder, None)
             pairs = payload.nv_pairs
-            pairs.update(self._fields())
+            cached, subject = self._fields_cache, self.subject
+            if (
+                cached is None
+                or cached[0] != self.standard_nv_pairs
+                or cached[1] != (subject.standard_nv_pairs if subject is not None else {})
+            ):
+                cached = self._cache_fields()
+            pairs.update(cached[2])
         else:  # tracker subject < request scope < event subject; the event merges its own
             subject = self.subject if scope is None else _scoped(self.subject, scope)
             payload = event.build_payload(self.encode_base64, self.json_encoder, subject)
             pairs = payload.nv_pairs
             merge(pairs, self.standard_nv_pairs)
         pairs["eid"] = self.get_uuid()
-        pairs["dtm"] = self._device_time()
+        dtm = _shared_dtm.get()  # a transaction's items share its device time
+        pairs["dtm"] = dtm if dtm is not None else int((self._clock or time.time)() * 1000)
         return payload
 
-    def _fields(self) -> dict[str, Any]:
+    def _cache_fields(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """The subject's pairs and the tracker's (``tv``, ``tna``, ``aid``), without ``None``
-        and ``""``. Kept while both dicts stay equal to what it was made from, since code
-        may edit ``standard_nv_pairs`` directly or swap the subject."""
+        and ``""``, merged once and kept with copies of what they were made from: the cache
+        is used while both stay equal, since code may edit ``standard_nv_pairs`` directly
+        or swap the subject."""
         own = self.standard_nv_pairs
         subject = self.subject.standard_nv_pairs if self.subject is not None else {}
-        cached = self._fields_cache
-        if cached is None or cached[0] != own or cached[1] != subject:
-            merged: dict[str, Any] = {}
-            merge(merged, subject)
-            merge(merged, own)
-            self._fields_cache = cached = (dict(own), dict(subject), merged)
-        return cached[2]
+        merged: dict[str, Any] = {}
+        merge(merged, subject)
+        merge(merged, own)
+        self._fields_cache = cached = (dict(own), dict(subject), merged)
+        return cached
 
     def _complete_pairs(self, pb: Payload, context: Context, tstamp: Timestamp) -> Payload:
         """The 0.5.0 ``complete_payload``: an :class:`Event` around ``pb``'s pairs."""
@@ -295,14 +300,10 @@ class Tracker(WebEventMethods):
         return shared if shared is not None else int((self._clock or time.time)() * 1000)
 
     def _hand_over(self, pairs: dict[str, Any]) -> None:
-        """Every value as the string the wire sends, then the finished event to every emitter."""
-        for name, value in pairs.items():
-            if value.__class__ is not str:
-                pairs[name] = str(value)
-        if not "".join(pairs.values()).isascii():
-            check_utf8(pairs)
+        """The finished event to every emitter: the same dict for each, values as they
+        are, as 0.5.0 handed them over (this package's emitters make them strings)."""
         for emitter in self.emitters:
-            emitter.input(pairs)  # the same finished event for each (ours never change it)
+            emitter.input(pairs)
 
     # -- events --------------------------------------------------------------------------------
 

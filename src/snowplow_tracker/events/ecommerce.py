@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import contracts
 from ..subject import Subject
-from .event import Context, Event, Timestamp, own_pairs
+from .event import Context, Event, Timestamp
 
 
 class EcommerceTransaction(Event):
@@ -50,7 +50,7 @@ class EcommerceTransaction(Event):
             "tr_co": country,
             "tr_cu": currency,
         }
-        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(pairs, event_subject, context, true_timestamp)
 
 
 class EcommerceTransactionItem(Event):
@@ -89,7 +89,7 @@ class EcommerceTransactionItem(Event):
             "ti_qu": quantity,
             "ti_cu": currency,
         }
-        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(pairs, event_subject, context, true_timestamp)
 
 
 __all__ = ["EcommerceTransaction", "EcommerceTransactionItem"]

@@ -46,8 +46,7 @@ class Event:
         context: Context = None,
         true_timestamp: Timestamp = None,
     ) -> None:
-        pairs = own_pairs(dict(dict_)) if dict_ else {}
-        self._setup(pairs, event_subject, context, true_timestamp)
+        self._setup(dict(dict_) if dict_ else {}, event_subject, context, true_timestamp)
 
     def _setup(
         self,
@@ -56,20 +55,36 @@ class Event:
         context: Context,
         true_timestamp: Timestamp,
     ) -> None:
-        """What every constructor does: check the common arguments and keep ``pairs``
-        (a fresh dict without ``None`` and ``""``) as the payload."""
+        """What every constructor does: check the common arguments and keep ``pairs`` (a
+        fresh dict, of which the ``None`` and ``""`` values are left out) as the payload."""
         if contracts._enabled and not (
             (event_subject is None or event_subject.__class__ is Subject)
             and (context is None or context.__class__ is list)
             and (true_timestamp is None or finite(true_timestamp))
         ):
             check_common(type(self).__name__ + "()", event_subject, context, true_timestamp)
-        payload = Payload.__new__(Payload)  # inline, not a call: every event passes here
-        payload.nv_pairs = pairs
-        self.payload = payload
+        self._pairs = pairs if all(pairs.values()) else own_pairs(pairs)
         self.event_subject = event_subject
         self.context = context or []
         self.true_timestamp = true_timestamp
+
+    #: The :class:`Payload` read or set through :attr:`payload`, if any: until then the pairs
+    #: live in ``_pairs`` alone, as most events are tracked without anyone reading it.
+    _payload: Payload | None = None
+
+    @property
+    def payload(self) -> Payload:
+        """The event's own tracker-protocol pairs (1.x), as a :class:`Payload` over the same
+        dict: what is added to it is part of the event."""
+        payload = self._payload
+        if payload is None:
+            payload = self._payload = Payload.__new__(Payload)
+            payload.nv_pairs = self._pairs
+        return payload
+
+    @payload.setter
+    def payload(self, payload: Payload) -> None:
+        self._payload = payload
 
     def build_payload(
         self,
@@ -80,8 +95,8 @@ class Event:
         """A new :class:`Payload` of this event: its own pairs, its JSON fields, contexts
         (``cx``/``co``), ``ttm``, and the subject fields (``event_subject``'s over
         ``subject``'s). Pure: the event is not changed, nothing is stamped."""
-        pairs = dict(self.payload.nv_pairs)
-        self._add_json(pairs, encode_base64, json_encoder)
+        payload = self._payload
+        pairs = dict(self._pairs if payload is None else payload.nv_pairs)
         if self.context:
             envelope = {"schema": CONTEXT_SCHEMA, "data": [as_dict(c) for c in self.context]}
             put_json(pairs, envelope, encode_base64, json_encoder, "cx", "co")
@@ -95,9 +110,6 @@ class Event:
         result = Payload.__new__(Payload)
         result.nv_pairs = pairs
         return result
-
-    def _add_json(self, pairs: dict[str, Any], encode_base64: bool, encoder: JsonEncoder) -> None:
-        """Add the event's own JSON fields (self-describing events do)."""
 
     def check_schemas(self, where: str) -> None:
         """Refuse what a pipeline would: context entities that are not self-describing JSON
@@ -122,8 +134,7 @@ def own_pairs(pairs: dict[str, Any]) -> dict[str, Any]: ...
 def own_pairs(pairs: Mapping[str, Any]) -> Mapping[str, Any]: ...
 def own_pairs(pairs: Mapping[str, Any]) -> Mapping[str, Any]:
     """``pairs`` without the ``None`` and ``""`` values that ``Payload.add`` leaves out."""
-    values = pairs.values()
-    if None in values or "" in values:
+    if not all(pairs.values()):  # the usual case, every value truthy, is quick to tell
         return {
             name: value
             for name, value in pairs.items()

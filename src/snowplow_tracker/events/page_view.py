@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import contracts
 from ..subject import Subject
-from .event import Context, Event, Timestamp, finite, own_pairs
+from .event import Context, Event, Timestamp, finite
 
 
 def _check_page(where: str, page_url: object, page_title: object, referrer: object) -> None:
@@ -65,7 +65,7 @@ class PageView(Event):
         ):
             _check_page("PageView()", page_url, page_title, referrer)
         pairs = {"e": "pv", "url": page_url, "page": page_title, "refr": referrer}
-        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(pairs, event_subject, context, true_timestamp)
 
     page_url = _field("url", "page_url: the URL of the page", _url)
     page_title = _field("page", "page_title: the title of the page", _text)
@@ -96,7 +96,7 @@ class PagePing(Event):
                 if value is not None and not (value.__class__ is int or finite(value)):
                     contracts.integer("PagePing()", name, value)
         pairs = {"e": "pp", "url": page_url, "page": page_title, "refr": referrer, **offsets}
-        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(pairs, event_subject, context, true_timestamp)
 
     page_url = _field("url", "page_url: the URL of the page", _url)
     page_title = _field("page", "page_title: the title of the page", _text)

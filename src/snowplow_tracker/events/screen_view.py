@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import contracts
 from ..constants import MOBILE_SCREEN_VIEW_SCHEMA
-from ..payload import JsonEncoder
+from ..payload import JsonEncoder, Payload
 from ..self_describing_json import SelfDescribingJson
 from ..subject import Subject
 from .event import Context, Timestamp
@@ -84,9 +84,15 @@ class ScreenView(SelfDescribing):
     previous_type = _property("previous_type", "previousType", False)
     transition_type = _property("transition_type", "transitionType", False)
 
-    def _add_json(self, pairs: dict[str, Any], encode_base64: bool, encoder: JsonEncoder) -> None:
+    def build_payload(
+        self,
+        encode_base64: bool,
+        json_encoder: JsonEncoder,
+        subject: Subject | None = None,
+    ) -> Payload:
+        """The payload of the ``screen_view`` event the properties describe now."""
         self.event_json = SelfDescribingJson(MOBILE_SCREEN_VIEW_SCHEMA, self.screen_view_properties)
-        super()._add_json(pairs, encode_base64, encoder)
+        return super().build_payload(encode_base64, json_encoder, subject)
 
 
 __all__ = ["ScreenView"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from .. import contracts
 from ..constants import UNSTRUCT_EVENT_SCHEMA
-from ..payload import JsonEncoder, put_json
+from ..payload import JsonEncoder, Payload, put_json
 from ..self_describing_json import SelfDescribing as SelfDescribingValue
 from ..self_describing_json import as_dict
 from ..subject import Subject
@@ -37,9 +36,18 @@ class SelfDescribing(Event):
         self._setup({"e": "ue"}, event_subject, context, true_timestamp)
         self.event_json = event_json
 
-    def _add_json(self, pairs: dict[str, Any], encode_base64: bool, encoder: JsonEncoder) -> None:
+    def build_payload(
+        self,
+        encode_base64: bool,
+        json_encoder: JsonEncoder,
+        subject: Subject | None = None,
+    ) -> Payload:
+        """The event's payload (:meth:`Event.build_payload`) with ``event_json`` in its
+        ``unstruct_event`` envelope, as ``ue_px`` (base64) or ``ue_pr``."""
+        payload = super().build_payload(encode_base64, json_encoder, subject)
         envelope = {"schema": UNSTRUCT_EVENT_SCHEMA, "data": as_dict(self.event_json)}
-        put_json(pairs, envelope, encode_base64, encoder, "ue_px", "ue_pr")
+        put_json(payload.nv_pairs, envelope, encode_base64, json_encoder, "ue_px", "ue_pr")
+        return payload
 
     def check_schemas(self, where: str) -> None:
         if contracts._enabled:

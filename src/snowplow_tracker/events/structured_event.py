@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import contracts
 from ..subject import Subject
-from .event import Context, Event, Timestamp, finite, own_pairs
+from .event import Context, Event, Timestamp, finite
 from .page_view import _field, _text
 
 
@@ -57,7 +57,7 @@ class StructuredEvent(Event):
             "se_pr": property_,
             "se_va": value,
         }
-        self._setup(own_pairs(pairs), event_subject, context, true_timestamp)
+        self._setup(pairs, event_subject, context, true_timestamp)
 
     category = _field("se_ca", "category: the event's category", _required)
     action = _field("se_ac", "action: what was done", _required)
