@@ -123,7 +123,7 @@ class AsyncEmitter(Emitter):
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event for the workers; never waits on the network."""
-        self._queue_event(as_strings(payload))
+        self._queue_event(as_strings(payload, self._core.records is None))
 
     def _queue_event(self, event: Event) -> None:
         if self._closed:

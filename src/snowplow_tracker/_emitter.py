@@ -31,6 +31,7 @@ from ._emitter_checks import (
 from ._http import choose_transport, total_seconds
 from ._queue import DeliveryCore
 from ._redact import redact_url
+from ._text import check_utf8
 from ._v1_options import V1Options, as_store
 from .constants import (
     DEFAULT_BYTE_LIMIT,
@@ -82,34 +83,25 @@ def stringify(payload: Mapping[str, Any]) -> Event:
     return {k: v if type(v) is str else str(v) for k, v in payload.items() if v is not None}
 
 
-def check_utf8(name: str, value: str) -> None:
-    """Refuse text that cannot go on the wire as UTF-8 (a lone surrogate, e.g. from
-    ``json.loads('"\\udcff"')`` of client input), naming the field."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        fail_value(
-            "input()",
-            name,
-            "text that can be sent as UTF-8 (no lone surrogate)",
-            exc.object[exc.start : exc.end],
-        )
-
-
-def as_strings(payload: Mapping[str, Any]) -> Event:
+def as_strings(payload: Mapping[str, Any], check_text: bool = True) -> Event:
     """The event dict an emitter keeps: ``payload`` itself, every value made the string
     the wire sends, in place (a Tracker hands over ``dtm`` and numbers as they are, as
     0.5.0 did); a :func:`stringify` copy for any other mapping or one with ``None``
-    values. Text that cannot be UTF-8 (a lone surrogate) is refused here, at the
-    call, naming the field: it would otherwise fail the whole batch it is sent in."""
+    values.
+
+    Text that cannot be UTF-8 (a lone surrogate) is refused at the call, naming the
+    field: it would otherwise fail the whole batch it is sent in. ``check_text=False``
+    is for a queue that serialises each event as it is queued (a POST emitter's
+    memory queue), where a failed encoding runs the same check (see ``DeliveryCore``).
+    """
     if payload.__class__ is not dict:
         payload = stringify(payload)
     for name, value in payload.items():
         if value.__class__ is not str:
             if value is None:
-                return as_strings(stringify(payload))
+                return as_strings(stringify(payload), check_text)
             payload[name] = value = str(value)
-        if not value.isascii():
+        if check_text and not value.isascii():
             check_utf8(name, value)
     return payload
 
@@ -314,7 +306,7 @@ class Emitter:
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event (a dict of name-value pairs); send when the buffer is full."""
-        self._queue_event(as_strings(payload))
+        self._queue_event(as_strings(payload, self._core.records is None))
 
     def _queue_event(self, event: Event) -> None:
         if self._closed:

@@ -26,6 +26,7 @@ from ._delivery import (
     logger,
 )
 from ._sent import SentEvents
+from ._text import check_event_text
 from .event_store import (
     EventStore,
     MemoryEventStore,
@@ -172,6 +173,10 @@ class DeliveryCore:
 
     def _add(self, event: Event, record: Record) -> int:
         records = self.records
+        if records is not None and record.__class__ is not bytes:
+            # The input() that queued it left the text check to the encoding, which failed
+            # (or had nothing to do): a lone surrogate is refused here, at that call.
+            check_event_text(event)
         if records is not None:
             size = len(record) + 1 if record.__class__ is bytes else event_size(event)
         else:

@@ -195,7 +195,7 @@ class AsyncioEmitter(Emitter):
 
     def input(self, payload: Mapping[str, Any]) -> None:
         """Queue one event and wake the sending task; never blocks the loop."""
-        self._queue_event(as_strings(payload))
+        self._queue_event(as_strings(payload, self._core.records is None))
 
     def _queue_event(self, event: dict[str, str]) -> None:
         if self._closed:

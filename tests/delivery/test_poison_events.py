@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from delivery_support import Harness
 
-from snowplow_tracker import Emitter, SQLiteEventStore
+from snowplow_tracker import Emitter, SQLiteEventStore, payload
 from snowplow_tracker.collector import Collector
 from snowplow_tracker.event_store import InMemoryEventStore
 from snowplow_tracker.exceptions import InvalidValueError
@@ -121,4 +121,25 @@ def test_a_post_body_keeps_the_order_around_a_poisoned_event() -> None:
     emitter.flush()
     assert [event["eid"] for event in transport.events] == ["0", "1", "3"]
     assert len(sent) == 2  # the events before it, then the ones after it
+    emitter.close()
+
+
+@pytest.mark.parametrize("orjson", [True, False], ids=["orjson", "json"])
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_post_queue_refuses_it_when_serialising_it_with_or_without_orjson(
+    field: str, orjson: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A POST emitter's memory queue serialises each event at input(): that encoding is
+    its text check, and a failed one is refused with the same error as everywhere."""
+    if not orjson:
+        monkeypatch.setattr(payload, "use_orjson", False)
+    transport = MemoryTransport()
+    emitter = Emitter("c.example.com", method="post", transport=transport)
+    emitter.input({"e": "pv", "eid": "1", "dtm": 5})
+    with pytest.raises(InvalidValueError, match=f"{field} must be text that can be sent"):
+        emitter.input(poisoned(field))
+    assert emitter.flush()
+    assert transport.events == [
+        {"e": "pv", "eid": "1", "dtm": "5", "stm": transport.events[0]["stm"]}
+    ]
     emitter.close()
