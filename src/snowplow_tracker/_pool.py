@@ -53,10 +53,11 @@ _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 #: Header lines, each ending in LF: a field (a token, a colon, a value of visible characters,
 #: spaces and tabs, as h11 reads RFC 9110), or a continuation line (obsolete line folding).
 _FIELDS = re.compile(rb"(?:(?:" + _TOKEN + rb":|[ \t])[^\x00\x0b\x0c\r\n]*\r?\n)*")
-#: The header lines whose values we use (found by one scan of the checked lines).
-_NEEDED = re.compile(
-    rb"^(content-length|transfer-encoding|connection|retry-after|location):([^\n]*)$",
-    re.IGNORECASE | re.MULTILINE,
+#: One header line: a field name and its value, or (no name) a continuation line.
+_LINE = re.compile(rb"(?:(" + _TOKEN + rb"):|[ \t])([^\x00\x0b\x0c\r\n]*)\r?\n")
+#: The header fields whose values we use.
+_NEEDED = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"location")
 )
 _CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _DIGITS = re.compile(rb"[0-9]{1,20}")
@@ -413,35 +414,46 @@ def _parse_head(block: bytes) -> _Head:
     head.version, head.status = status[1], int(status[2])
     if not fields:
         return head
-    # One match checks every header line (a C loop); then only the lines we need are read.
-    if _FIELDS.fullmatch(fields) is None or fields[:1] in (b" ", b"\t"):
-        raise ResponseError(f"bad header lines in {fields[:200]!r}")
-    if fields.count(b"\n") > _MAX_HEADERS:
-        raise ResponseError(f"more than {_MAX_HEADERS} headers")
-    if b"\n " in fields or b"\n\t" in fields:
-        fields = b"\n".join(_unfolded(fields.split(b"\n")))
-    for field in _NEEDED.finditer(fields):
-        _note(head, field[1].lower(), field[2].strip(b" \t\r"))
+    for name, value in _needed_fields(fields):
+        _note(head, name, value.strip(b" \t\r"))
     return head
 
 
-def _unfolded(lines: list[bytes]) -> list[bytes]:
-    """The header lines with obsolete continuation lines joined (RFC 9112 5.2)."""
-    out: list[bytes] = []
-    for raw in lines:
-        line = raw.removesuffix(b"\r")
-        if line[:1] in (b" ", b"\t"):
-            out[-1] += b" " + line.lstrip(b" \t")
-        else:
-            out.append(line)
-    return out
+def _needed_fields(fields: bytes) -> list[list[bytes]]:
+    """The fields of ``_NEEDED`` (names lowercased), in order, each with its continuation
+    lines joined (RFC 9112 5.2). Every line is checked as h11 reads RFC 9110: a token, a
+    colon, and a value of visible characters, spaces and tabs; or a continuation line
+    after a field line. One match per line, contiguous, and only the needed ones kept."""
+    needed: list[list[bytes]] = []
+    current: list[bytes] | None = None  # the last field, if it is a needed one
+    count = pos = 0
+    for line in _LINE.finditer(fields):
+        if line.start() != pos or (line[1] is None and not count):
+            break
+        pos = line.end()
+        count += 1
+        name = line[1]
+        if name is None:
+            if current is not None:
+                current[1] += b" " + line[2].lstrip(b" \t")
+            continue
+        name = name.lower()
+        current = [name, line[2]] if name in _NEEDED else None
+        if current is not None:
+            needed.append(current)
+    if pos != len(fields):
+        raise ResponseError(f"bad header lines in {fields[:200]!r}")
+    if count > _MAX_HEADERS:
+        raise ResponseError(f"more than {_MAX_HEADERS} headers")
+    return needed
 
 
 def _note(head: _Head, name: bytes, value: bytes) -> None:
     if name == b"content-length":
-        # Repeated, identical values ("12, 12") are allowed by RFC 9110.
-        lengths = {part.strip() for part in value.split(b",")}
-        length = lengths.pop() if len(lengths) == 1 else b""
+        length = value
+        if b"," in value:  # repeated, identical values ("12, 12") are allowed by RFC 9110
+            lengths = {part.strip() for part in value.split(b",")}
+            length = lengths.pop() if len(lengths) == 1 else b""
         if not _DIGITS.fullmatch(length) or head.length not in (None, length):
             raise ResponseError(f"bad Content-Length {value[:80]!r}")
         head.length = length
