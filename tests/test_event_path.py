@@ -361,6 +361,10 @@ def test_emitters_get_the_values_as_tracked_and_ours_make_them_strings_in_place(
     with_none = {"e": "pv", "url": "http://a.b/", "dtm": 5, "skip": None}
     assert as_strings(with_none) == {"e": "pv", "url": "http://a.b/", "dtm": "5"}
     assert with_none["skip"] is None  # a dict with None values is copied, never changed
+    for check_text in (True, False):  # the same dicts whether or not text is checked here
+        assert as_strings({"a": 1, "b": None}, check_text) == {"a": "1"}
+        assert as_strings({"a": 1.5, "b": "x"}, check_text) == {"a": "1.5", "b": "x"}
+    assert as_strings({"a": "\ud800"}, check_text=False) == {"a": "\ud800"}
     ours.close()
 
 

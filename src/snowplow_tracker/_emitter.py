@@ -96,12 +96,19 @@ def as_strings(payload: Mapping[str, Any], check_text: bool = True) -> Event:
     """
     if payload.__class__ is not dict:
         payload = stringify(payload)
+    if not check_text:  # the loop below, without the text check (every event passes here)
+        for name, value in payload.items():
+            if value.__class__ is not str:
+                if value is None:
+                    return stringify(payload)
+                payload[name] = str(value)
+        return payload
     for name, value in payload.items():
         if value.__class__ is not str:
             if value is None:
-                return as_strings(stringify(payload), check_text)
+                return as_strings(stringify(payload))
             payload[name] = value = str(value)
-        if check_text and not value.isascii():
+        if not value.isascii():
             check_utf8(name, value)
     return payload
 
