@@ -207,7 +207,7 @@ def make_emitter(sp: Any, impl: str, args: argparse.Namespace, failures: Failure
         import requests
 
         cls = sp.AsyncEmitter if is_async else sp.Emitter
-        size = 1 if method == "get" else REFERENCE_BATCH
+        size = 1 if method == "get" else (args.buffer_size or REFERENCE_BATCH)
         return cls(
             "127.0.0.1",
             protocol="http",

@@ -69,6 +69,8 @@ class Scenario:
 REF = Case("reference", "reference")
 OURS = Case("ours", "ours")
 UP = Case("upstream", "snowplow-tracker 1.1.0")
+#: 1.1.0 with its default batch (10), beside ours with ours (10): the like-for-like pair.
+UP10 = Case("upstream", "snowplow-tracker 1.1.0 batch_size=10", ("--buffer-size", "10"))
 
 SCENARIOS = (
     Scenario("build", "Build only (no network)", 200_000, 500, (REF, OURS, UP), target=">= 0.8"),
@@ -77,7 +79,7 @@ SCENARIOS = (
         "POST end to end, sync Emitter",
         100_000,
         500,
-        (REF, OURS, Case("ours", "ours buffer_size=100", ("--buffer-size", "100")), UP),
+        (REF, OURS, Case("ours", "ours buffer_size=100", ("--buffer-size", "100")), UP, UP10),
         target=">= 1.0, >= 2.5x 1.1.0",
     ),
     Scenario(
@@ -85,12 +87,14 @@ SCENARIOS = (
         "POST end to end, AsyncEmitter",
         100_000,
         500,
-        (REF, OURS, Case("ours", "ours buffer_size=100", ("--buffer-size", "100")), UP),
+        (REF, OURS, Case("ours", "ours buffer_size=100", ("--buffer-size", "100")), UP, UP10),
         target=">= 1.3",
     ),
     Scenario("get", "GET, one request per event", 3_000, 100, (REF, OURS, UP), target=">= 0.9"),
-    Scenario("context", "POST with one context entity per event", 10_000, 300, (REF, OURS, UP)),
-    Scenario("threads16", "POST from 16 producer threads", 16_000, 320, (REF, OURS, UP)),
+    Scenario(
+        "context", "POST with one context entity per event", 10_000, 300, (REF, OURS, UP, UP10)
+    ),
+    Scenario("threads16", "POST from 16 producer threads", 16_000, 320, (REF, OURS, UP, UP10)),
     Scenario(
         "redis",
         "RedisEmitter enqueue / RedisWorker drain (ratio to reference POST)",
