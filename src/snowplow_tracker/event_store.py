@@ -123,19 +123,14 @@ class MemoryEventStore:
         self._loose = 0  # waiting events stored as (event, size) rather than bare bytes
         self._next_key = 0
         self._tail_key = 1
-        self._bytes = 0
+        #: Serialised bytes of the waiting events, and (the same deque) the waiting events as
+        #: stored: read-only outside this class, and plain attributes rather than properties
+        #: because the queue reads them for every event it adds.
+        self.nbytes = 0
+        self.queue = self._queue
 
     def __len__(self) -> int:
         return len(self._queue)
-
-    @property
-    def nbytes(self) -> int:
-        return self._bytes
-
-    @property
-    def queue(self) -> deque[_Stored]:
-        """The waiting events as stored (for reading: its length is how many wait)."""
-        return self._queue
 
     def add(self, event: Event, size: int) -> list[Event]:
         return self.add_record(event, size)
@@ -145,7 +140,7 @@ class MemoryEventStore:
         self._next_key += 1
         queue = self._queue
         queue.append(record)
-        self._bytes += len(record) + 1
+        self.nbytes += len(record) + 1
         return len(queue)
 
     def add_record(self, record: Record, size: int) -> list[Event]:
@@ -156,14 +151,14 @@ class MemoryEventStore:
         else:
             self._queue.append((record, size))
             self._loose += 1
-        self._bytes += size
-        if self.max_bytes is not None and self._bytes > self.max_bytes:
+        self.nbytes += size
+        if self.max_bytes is not None and self.nbytes > self.max_bytes:
             return self._evict_to_fit()
         return _NOTHING
 
     def _evict_to_fit(self) -> list[Event]:
         evicted: list[Event] = []
-        while self._queue and self.max_bytes is not None and self._bytes > self.max_bytes:
+        while self._queue and self.max_bytes is not None and self.nbytes > self.max_bytes:
             evicted.extend(self.evict_oldest(1))
         return evicted
 
@@ -186,9 +181,9 @@ class MemoryEventStore:
         keys = self._pop_keys(count)
         self._leased.update(zip(keys, stored))
         if not self._loose:  # only bare records: no per-event Python code
-            self._bytes -= sum(map(len, stored)) + count
+            self.nbytes -= sum(map(len, stored)) + count
             return keys, stored  # type: ignore[return-value]
-        self._bytes -= sum(map(_stored_size, stored))
+        self.nbytes -= sum(map(_stored_size, stored))
         self._loose -= sum(type(item) is tuple for item in stored)
         return keys, [_stored_record(item) for item in stored]
 
@@ -236,7 +231,7 @@ class MemoryEventStore:
         runs = self._runs
         for key, item in reversed(items):
             self._queue.appendleft(item)
-            self._bytes += _stored_size(item)
+            self.nbytes += _stored_size(item)
             self._loose += type(item) is tuple
             if runs and runs[0][0] == key + 1:
                 runs[0][0] = key
@@ -248,7 +243,7 @@ class MemoryEventStore:
         count = min(count, len(self._queue))
         stored = [self._queue.popleft() for _ in range(count)]
         self._pop_keys(count)
-        self._bytes -= sum(map(_stored_size, stored))
+        self.nbytes -= sum(map(_stored_size, stored))
         self._loose -= sum(type(item) is tuple for item in stored)
         return [decode_record(_stored_record(item)) for item in stored]
 
