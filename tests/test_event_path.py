@@ -360,7 +360,7 @@ def test_emitters_get_the_values_as_tracked_and_ours_make_them_strings_in_place(
     assert as_strings(raw) is raw and raw == {"e": "pv", "url": "http://a.b/", "dtm": "5"}
     with_none = {"e": "pv", "url": "http://a.b/", "dtm": 5, "skip": None}
     assert as_strings(with_none) == {"e": "pv", "url": "http://a.b/", "dtm": "5"}
-    assert with_none["skip"] is None  # a dict with None values is copied, never changed
+    assert with_none["skip"] is None  # the None is left out of a copy, not out of the dict
     for check_text in (True, False):  # the same dicts whether or not text is checked here
         assert as_strings({"a": 1, "b": None}, check_text) == {"a": "1"}
         assert as_strings({"a": 1.5, "b": "x"}, check_text) == {"a": "1.5", "b": "x"}

@@ -11,12 +11,22 @@ import pytest
 
 from snowplow_tracker import Emitter, Tracker
 from snowplow_tracker.collector import Collector
+from snowplow_tracker.exceptions import InvalidValueError
 from snowplow_tracker.testing import CapturingEmitter, capture_events
 
 LINK_CLICK = "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/1-0-1"
 WEB_PAGE = "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0"
 
 pytest_plugins = ["pytester"]
+
+
+def test_capture_events_refuses_what_the_emitters_refuse() -> None:
+    """Captured tracking fails where real tracking would: text that cannot be UTF-8 is
+    refused at the call, naming the field, with no event captured."""
+    refused = pytest.raises(InvalidValueError, match="page must be text that can be sent")
+    with capture_events() as events, refused:
+        Tracker(Emitter("127.0.0.1:9")).track_page_view("http://x", "\udcff")
+    assert events == []
 
 
 def test_capturing_emitter_decodes_and_validates() -> None:

@@ -31,7 +31,7 @@ from ._emitter_checks import (
 from ._http import choose_transport, total_seconds
 from ._queue import DeliveryCore
 from ._redact import redact_url
-from ._text import check_utf8
+from ._text import check_event_text
 from ._v1_options import V1Options, as_store
 from .constants import (
     DEFAULT_BYTE_LIMIT,
@@ -96,20 +96,14 @@ def as_strings(payload: Mapping[str, Any], check_text: bool = True) -> Event:
     """
     if payload.__class__ is not dict:
         payload = stringify(payload)
-    if not check_text:  # the loop below, without the text check (every event passes here)
-        for name, value in payload.items():
-            if value.__class__ is not str:
-                if value is None:
-                    return stringify(payload)
-                payload[name] = str(value)
-        return payload
     for name, value in payload.items():
         if value.__class__ is not str:
-            if value is None:
-                return as_strings(stringify(payload))
-            payload[name] = value = str(value)
-        if not value.isascii():
-            check_utf8(name, value)
+            if value is None:  # leave it out: a copy, as stringify makes it
+                payload = stringify(payload)
+                break
+            payload[name] = str(value)
+    if check_text:
+        check_event_text(payload)
     return payload
 
 

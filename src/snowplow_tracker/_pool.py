@@ -50,11 +50,12 @@ _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 _HEAD_END = re.compile(rb"\n\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: [^\x00\r\n]*)?")
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
-#: Header lines, each ending in LF: a field (a token, a colon, a value of visible characters,
-#: spaces and tabs, as h11 reads RFC 9110), or a continuation line (obsolete line folding).
-_FIELDS = re.compile(rb"(?:(?:" + _TOKEN + rb":|[ \t])[^\x00\x0b\x0c\r\n]*\r?\n)*")
-#: One header line: a field name and its value, or (no name) a continuation line.
+#: One header line, ending in LF: a field (a token, a colon, a value of visible characters,
+#: spaces and tabs, as h11 reads RFC 9110) or, without a name, a continuation line (obsolete
+#: line folding).
 _LINE = re.compile(rb"(?:(" + _TOKEN + rb"):|[ \t])([^\x00\x0b\x0c\r\n]*)\r?\n")
+#: Any number of header lines (the trailers of a chunked body are checked with it).
+_FIELDS = re.compile(rb"(?:" + _LINE.pattern + rb")*")
 #: The header fields whose values we use.
 _NEEDED = frozenset(
     (b"content-length", b"transfer-encoding", b"connection", b"retry-after", b"location")

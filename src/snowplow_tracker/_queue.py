@@ -173,12 +173,14 @@ class DeliveryCore:
 
     def _add(self, event: Event, record: Record) -> int:
         records = self.records
-        if records is not None and record.__class__ is not bytes:
-            # The input() that queued it left the text check to the encoding, which failed
-            # (or had nothing to do): a lone surrogate is refused here, at that call.
-            check_event_text(event)
         if records is not None:
-            size = len(record) + 1 if record.__class__ is bytes else event_size(event)
+            if record.__class__ is bytes:
+                size = len(record) + 1
+            else:
+                # The input() that queued it left the text check to the encoding, which
+                # failed (or had nothing to do): a lone surrogate is refused here, at that call.
+                check_event_text(event)
+                size = event_size(event)
         else:
             size = event_size(event)
         if self.max_event_bytes is not None and size > self.max_event_bytes:

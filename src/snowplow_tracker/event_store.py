@@ -114,7 +114,9 @@ class MemoryEventStore:
 
     def __init__(self, max_bytes: int | None = None) -> None:
         self.max_bytes = max_bytes
-        self._queue: deque[_Stored] = deque()
+        #: The waiting events as stored (read-only outside this class: its length is how
+        #: many wait).
+        self.queue: deque[_Stored] = deque()
         # The keys of the waiting events, in queue order, with no int object per event: the
         # runs [first key, count] of released events, then the open run from _tail_key up to
         # _next_key, which each added event extends without any bookkeeping.
@@ -123,14 +125,13 @@ class MemoryEventStore:
         self._loose = 0  # waiting events stored as (event, size) rather than bare bytes
         self._next_key = 0
         self._tail_key = 1
-        #: Serialised bytes of the waiting events, and (the same deque) the waiting events as
-        #: stored: read-only outside this class, and plain attributes rather than properties
-        #: because the queue reads them for every event it adds.
+        #: Serialised bytes of the waiting events: read-only outside this class, and like
+        #: ``queue`` a plain attribute rather than a property, because the delivery core
+        #: reads both for every event it adds.
         self.nbytes = 0
-        self.queue = self._queue
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self.queue)
 
     def add(self, event: Event, size: int) -> list[Event]:
         return self.add_record(event, size)
@@ -138,7 +139,7 @@ class MemoryEventStore:
     def push(self, record: bytes) -> int:
         """Append a compact record when there is no ``max_bytes``; return how many wait."""
         self._next_key += 1
-        queue = self._queue
+        queue = self.queue
         queue.append(record)
         self.nbytes += len(record) + 1
         return len(queue)
@@ -147,9 +148,9 @@ class MemoryEventStore:
         """Append an event, or its compact record (``size`` is then ``len(record) + 1``)."""
         self._next_key += 1
         if type(record) is bytes and size == len(record) + 1:
-            self._queue.append(record)
+            self.queue.append(record)
         else:
-            self._queue.append((record, size))
+            self.queue.append((record, size))
             self._loose += 1
         self.nbytes += size
         if self.max_bytes is not None and self.nbytes > self.max_bytes:
@@ -158,7 +159,7 @@ class MemoryEventStore:
 
     def _evict_to_fit(self) -> list[Event]:
         evicted: list[Event] = []
-        while self._queue and self.max_bytes is not None and self.nbytes > self.max_bytes:
+        while self.queue and self.max_bytes is not None and self.nbytes > self.max_bytes:
             evicted.extend(self.evict_oldest(1))
         return evicted
 
@@ -173,7 +174,7 @@ class MemoryEventStore:
 
         ``overhead`` bytes are added to each event's size when fitting ``max_bytes``.
         """
-        queue = self._queue
+        queue = self.queue
         count = min(max_events, len(queue))
         if max_bytes is not None and count:
             count = self._fitting(count, max_bytes, overhead)
@@ -189,7 +190,7 @@ class MemoryEventStore:
 
     def _fitting(self, count: int, max_bytes: int, overhead: int) -> int:
         """How many of the first ``count`` waiting events fit in ``max_bytes`` (at least one)."""
-        head = list(itertools.islice(self._queue, count))
+        head = list(itertools.islice(self.queue, count))
         if not self._loose:  # bare records: the running body size, and its cut, in C
             sizes = list(itertools.accumulate(map((1 + overhead).__add__, map(len, head))))
             return max(1, bisect.bisect_right(sizes, max_bytes))
@@ -230,7 +231,7 @@ class MemoryEventStore:
         items = [(key, self._leased.pop(key)) for key in keys if key in self._leased]
         runs = self._runs
         for key, item in reversed(items):
-            self._queue.appendleft(item)
+            self.queue.appendleft(item)
             self.nbytes += _stored_size(item)
             self._loose += type(item) is tuple
             if runs and runs[0][0] == key + 1:
@@ -240,8 +241,8 @@ class MemoryEventStore:
                 runs.appendleft([key, 1])
 
     def evict_oldest(self, count: int) -> list[Event]:
-        count = min(count, len(self._queue))
-        stored = [self._queue.popleft() for _ in range(count)]
+        count = min(count, len(self.queue))
+        stored = [self.queue.popleft() for _ in range(count)]
         self._pop_keys(count)
         self.nbytes -= sum(map(_stored_size, stored))
         self._loose -= sum(type(item) is tuple for item in stored)
@@ -257,7 +258,7 @@ class MemoryEventStore:
 
     def peek(self) -> list[Event]:
         """The waiting events, oldest first."""
-        return [decode_record(_stored_record(item)) for item in self._queue]
+        return [decode_record(_stored_record(item)) for item in self.queue]
 
     def close(self) -> None:
         """Nothing to release."""

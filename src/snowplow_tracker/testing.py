@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ._distribution import DISTRIBUTION
-from .emitters import as_strings, stringify
+from ._text import check_event_text
+from .emitters import stringify
 from .tracker import Tracker
 from .transport import Request, SendResult
 
@@ -182,7 +183,9 @@ class CapturingEmitter:
         self._lock = threading.Lock()
 
     def input(self, payload: Mapping[str, Any]) -> None:
-        event = self._validate(as_strings(stringify(payload)))
+        pairs = stringify(payload)
+        check_event_text(pairs)  # what this package's emitters refuse at input()
+        event = self._validate(pairs)
         with self._lock:
             self.events.append(event)
 

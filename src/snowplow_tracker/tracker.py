@@ -271,8 +271,7 @@ class Tracker(WebEventMethods):
             pairs = payload.nv_pairs
             merge(pairs, self.standard_nv_pairs)
         pairs["eid"] = self.get_uuid()
-        dtm = _shared_dtm.get()  # a transaction's items share its device time
-        pairs["dtm"] = dtm if dtm is not None else int((self._clock or time.time)() * 1000)
+        pairs["dtm"] = self._device_time()
         return payload
 
     def _cache_fields(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
